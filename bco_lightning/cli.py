@@ -1,0 +1,166 @@
+"""The `bco` command: `run` (the whole pipeline), `record`, and LightningCLI's `fit/validate/test/predict`.
+
+Every known failure (a bad expert file, a bad configuration, a misbehaving environment) ends with
+one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from bco_lightning.action_model import ActionModel
+from bco_lightning.data.datamodule import BCODataModule
+from bco_lightning.data.expert_file import ExpertFileError, save_expert_file
+from bco_lightning.data.rollouts import RolloutError
+from bco_lightning.envs import ConfigError
+from bco_lightning.idm import IDMModule
+from bco_lightning.pipeline import BCORun, RunSettings
+from bco_lightning.policy import BCPolicyModule
+
+SHAPE_FIELDS = ("obs_dim", "action_dim", "discrete", "action_low", "action_high")
+STAGE_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+USAGE = """usage: bco {run,record,fit,validate,test,predict} ...
+
+  bco run       the whole BCO(alpha) pipeline (no arguments: CartPole-v1 with data/CartPole-v1.npz)
+  bco record    write an expert state file from a scripted demonstrator
+  bco fit|validate|test|predict --model IDMModule|BCPolicyModule ...
+                one stage on its own, with LightningCLI
+
+Each takes --help, --config FILE.yaml and --print_config.
+"""
+
+
+def _shape(datamodule: BCODataModule, field: str) -> Any:
+    return datamodule.model_shapes[field]
+
+
+def _link_shapes(parser: ArgumentParser, targets: list[str]) -> None:
+    """Shapes flow from the datamodule into the models once the datamodule exists."""
+    for target in targets:
+        for field in SHAPE_FIELDS:
+            parser.link_arguments("data", f"{target}.{field}", compute_fn=partial(_shape, field=field), apply_on="instantiate")
+
+
+def run_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="bco run", description="Learn a policy from state-only demonstrations with BCO(alpha).")
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (see configs/)")
+    parser.add_argument("--seed_everything", type=int, default=0, help="one seed for everything random")
+    parser.add_argument("--resume", type=str | None, default=None, help="continue an interrupted run in its log folder")
+    parser.add_class_arguments(RunSettings, nested_key=None, as_group=False, skip={"seed"})
+    parser.add_class_arguments(BCODataModule, "data", skip={"seed"})
+    parser.add_class_arguments(IDMModule, "idm")
+    parser.add_class_arguments(BCPolicyModule, "policy")
+    parser.add_class_arguments(pl.Trainer, "trainer", instantiate=False, fail_untyped=False, skip={"logger", "max_epochs", "enable_checkpointing", "default_root_dir"})
+    _link_shapes(parser, ["idm", "policy"])
+    return parser
+
+
+def run_command(argv: list[str]) -> dict[str, Any]:
+    parser = run_parser()
+    cfg = parser.parse_args(argv)
+    if cfg.resume is not None:
+        raise ConfigError("--resume is not supported yet: rerun the command without it")
+    pl.seed_everything(cfg.seed_everything, workers=True, verbose=False)
+    init = parser.instantiate_classes(cfg)
+    settings = RunSettings(seed=cfg.seed_everything, **{k: cfg[k] for k in RunSettings.__dataclass_fields__ if k != "seed"})
+    init.data.seed = cfg.seed_everything
+    trainer_kwargs = init.trainer.as_dict() if isinstance(init.trainer, Namespace) else dict(init.trainer)
+    summary = BCORun(init.data, init.idm, init.policy, settings, trainer_kwargs).run()
+    score = summary["normalized_score"]
+    print(
+        f"{summary['env_id']}: return {summary['eval_return_mean']:.1f} +- {summary['eval_return_std']:.1f} "
+        f"over {summary['eval_episodes']} episodes, normalized score "
+        f"{'n/a' if score is None else f'{score:.3f}'}, {summary['env_steps']} env steps, "
+        f"{summary['wall_seconds']:.1f} s; run folder {summary['log_dir']}"
+    )
+    return summary
+
+
+def record_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="bco record", description="Record a scripted demonstrator's episodes as an expert state file.")
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_argument("--env_id", type=str, default="CartPole-v1", help="gymnasium environment id")
+    parser.add_argument("--env_kwargs", type=dict[str, Any] | None, default=None, help="keyword arguments for gymnasium.make")
+    parser.add_argument("--episodes", type=int, default=25, help="episodes to record")
+    parser.add_argument("--seed", type=int, default=0, help="episode i resets with seed + i")
+    parser.add_argument("--output", type=str, required=True, help="the .npz file to write")
+    parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing output file")
+    return parser
+
+
+def record_command(argv: list[str]) -> None:
+    from bco_lightning.demonstrators import record_episodes, scripted_controller
+
+    cfg = record_parser().parse_args(argv)
+    output = Path(cfg.output)
+    if output.exists() and not cfg.overwrite:
+        raise ConfigError(f"{output} exists; pass --overwrite true to replace it")
+    demos = record_episodes(cfg.env_id, scripted_controller(cfg.env_id), cfg.episodes, cfg.seed, cfg.env_kwargs)
+    save_expert_file(output, demos, overwrite=cfg.overwrite)
+    returns = demos.episode_returns
+    assert returns is not None
+    print(f"{output}: {demos.num_episodes} episodes of {cfg.env_id}, {demos.num_transitions} transitions, return {returns.mean():.1f} +- {returns.std():.1f}")
+
+
+class StageCLI(LightningCLI):
+    """LightningCLI for one stage: `--model IDMModule` or `--model BCPolicyModule` with `BCODataModule`."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        _link_shapes(parser, ["model.init_args"])
+
+
+def stage_command(argv: list[str]) -> None:
+    StageCLI(
+        ActionModel,
+        BCODataModule,
+        subclass_mode_model=True,
+        args=argv,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )
+
+
+COMMANDS: dict[str, Callable[[list[str]], Any]] = {"run": run_command, "record": record_command}
+
+
+def quiet_lightning() -> None:
+    """Keep the console to what a user acts on: Lightning's banners and known-harmless warnings go."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    command, rest = argv[0], argv[1:]
+    quiet_lightning()
+    if command not in COMMANDS and command not in STAGE_SUBCOMMANDS:
+        print(f"bco: error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        if command in STAGE_SUBCOMMANDS:
+            stage_command(argv)
+        else:
+            COMMANDS[command](rest)
+    except (ExpertFileError, ConfigError, RolloutError, FileExistsError) as error:
+        print(f"bco {command}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

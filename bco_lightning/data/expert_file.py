@@ -1,0 +1,243 @@
+"""The expert state file (`.npz`): its format, its validation, and writing it atomically.
+
+The format is a contract (see the README): all episodes' observations concatenated in time order,
+with `episode_lengths` counting observations (first and last included) per episode.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REQUIRED_KEYS = ("observations", "episode_lengths")
+OPTIONAL_KEYS = ("episode_returns", "env_id", "actions")
+# A zip member larger than this is refused before it is read, so that a corrupt or hostile header
+# cannot make the loader allocate without bound.
+MAX_MEMBER_BYTES = 8 * 1024**3
+
+
+class ExpertFileError(ValueError):
+    """An expert file that breaks the format; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class ExpertDemonstrations:
+    """State-only demonstrations, validated on construction.
+
+    Attributes:
+        observations: `(T, *obs_shape)` float32, every episode's observations back to back.
+        episode_lengths: `(E,)` int64, observations per episode, each >= 2, summing to T.
+        episode_returns: `(E,)` float64 demonstrator returns, or None.
+        env_id: the gymnasium id the file was recorded in, or None.
+        actions: `(T - E, *action_shape)` true actions (diagnostics only, never trained on), or None.
+    """
+
+    observations: np.ndarray
+    episode_lengths: np.ndarray
+    episode_returns: np.ndarray | None = None
+    env_id: str | None = None
+    actions: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        problems = _format_problems(self)
+        if problems:
+            raise ValueError(problems)
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.episode_lengths.shape[0])
+
+    @property
+    def num_transitions(self) -> int:
+        return int(self.observations.shape[0] - self.num_episodes)
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return tuple(self.observations.shape[1:])
+
+    @property
+    def demonstrator_return(self) -> float | None:
+        return None if self.episode_returns is None else float(np.mean(self.episode_returns))
+
+    def pair_indices(self) -> np.ndarray:
+        """Index `t` of every pair `(s_t, s_{t+1})` that lies inside one episode, in time order.
+
+        An episode's last observation is never paired with the next episode's first.
+        """
+        last = np.cumsum(self.episode_lengths) - 1
+        is_last = np.zeros(self.observations.shape[0], dtype=bool)
+        is_last[last] = True
+        return np.flatnonzero(~is_last)
+
+    def take_episodes(self, count: int) -> ExpertDemonstrations:
+        """The first `count` episodes, as a new container (for demonstration-count sweeps)."""
+        count = min(count, self.num_episodes)
+        stop = int(self.episode_lengths[:count].sum())
+        return ExpertDemonstrations(
+            observations=self.observations[:stop],
+            episode_lengths=self.episode_lengths[:count],
+            episode_returns=None if self.episode_returns is None else self.episode_returns[:count],
+            env_id=self.env_id,
+            actions=None if self.actions is None else self.actions[: stop - count],
+        )
+
+
+def _format_problems(demos: ExpertDemonstrations) -> str:
+    """The first way `demos` breaks the format, as a phrase; '' when it is valid."""
+    obs, lengths = demos.observations, demos.episode_lengths
+    if obs.ndim < 2:
+        return f"'observations' must have shape (T, *obs_shape), got shape {obs.shape}"
+    if obs.shape[0] == 0:
+        return "'observations' is empty: expected at least one episode of 2 or more observations"
+    if not np.issubdtype(obs.dtype, np.floating):
+        return f"'observations' must be a float array, got dtype {obs.dtype}"
+    if not np.all(np.isfinite(obs)):
+        bad = int(np.argmax(~np.isfinite(obs).reshape(obs.shape[0], -1).all(axis=1)))
+        return f"'observations' holds NaN or inf (first at row {bad}): expected finite values"
+    if lengths.ndim != 1 or lengths.shape[0] == 0:
+        return f"'episode_lengths' must be a non-empty 1-d array, got shape {lengths.shape}"
+    if not np.issubdtype(lengths.dtype, np.integer):
+        return f"'episode_lengths' must be integers, got dtype {lengths.dtype}"
+    if np.any(lengths < 2):
+        bad = int(np.argmax(lengths < 2))
+        return (
+            f"episode {bad} has {int(lengths[bad])} observation(s) in 'episode_lengths': "
+            "each episode needs at least 2 (first and last included)"
+        )
+    total = int(lengths.astype(np.int64).sum())
+    if total != obs.shape[0]:
+        return (
+            f"'episode_lengths' sum to {total} but 'observations' has {obs.shape[0]} rows: "
+            "they must be equal"
+        )
+    num_episodes = lengths.shape[0]
+    if demos.episode_returns is not None:
+        returns = demos.episode_returns
+        if returns.shape != (num_episodes,):
+            return f"'episode_returns' must have shape ({num_episodes},), got {returns.shape}"
+        if not np.issubdtype(returns.dtype, np.number) or not np.all(np.isfinite(returns)):
+            return "'episode_returns' must hold finite numbers"
+    if demos.actions is not None:
+        actions = demos.actions
+        expected = obs.shape[0] - num_episodes
+        if actions.ndim < 1 or actions.shape[0] != expected:
+            return (
+                f"'actions' must have {expected} rows (one per transition, T - E), "
+                f"got shape {actions.shape}"
+            )
+        if not np.issubdtype(actions.dtype, np.number):
+            return f"'actions' must be numeric, got dtype {actions.dtype}"
+        if np.issubdtype(actions.dtype, np.floating) and not np.all(np.isfinite(actions)):
+            return "'actions' holds NaN or inf: expected finite values"
+    return ""
+
+
+def _read_member(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+    info = archive.getinfo(name)
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ValueError(f"member {name!r} claims {info.file_size} bytes, over the limit")
+    with archive.open(info) as member:
+        data = member.read()
+    array = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    return array
+
+
+def load_expert_file(path: str | os.PathLike) -> ExpertDemonstrations:
+    """Read and validate an expert state file; any problem raises `ExpertFileError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ExpertFileError(path, "file not found")
+    if not path.is_file():
+        raise ExpertFileError(path, "not a file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = {n[: -len(".npy")] if n.endswith(".npy") else n: n for n in archive.namelist()}
+            missing = [key for key in REQUIRED_KEYS if key not in names]
+            if missing:
+                present = ", ".join(sorted(names)) or "none"
+                raise ExpertFileError(
+                    path,
+                    f"missing required key(s) {', '.join(missing)} (keys present: {present}); "
+                    "expected 'observations' and 'episode_lengths'",
+                )
+            arrays = {
+                key: _read_member(archive, names[key])
+                for key in REQUIRED_KEYS + OPTIONAL_KEYS
+                if key in names
+            }
+    except ExpertFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+        raise ExpertFileError(
+            path, f"not a readable .npz file ({type(error).__name__}: {error})"
+        ) from None
+    except Exception as error:  # numpy raises a zoo of types on corrupt headers
+        raise ExpertFileError(
+            path, f"not a readable .npz file ({type(error).__name__}: {error})"
+        ) from None
+
+    env_id = arrays.get("env_id")
+    if env_id is not None:
+        if env_id.ndim != 0 or env_id.dtype.kind not in "US":
+            raise ExpertFileError(path, f"'env_id' must be a 0-d string, got {env_id.dtype} {env_id.shape}")
+        env_id = str(env_id)
+    observations = arrays["observations"]
+    if np.issubdtype(observations.dtype, np.floating):
+        observations = observations.astype(np.float32, copy=False)
+    try:
+        return ExpertDemonstrations(
+            observations=observations,
+            episode_lengths=arrays["episode_lengths"],
+            episode_returns=arrays.get("episode_returns"),
+            env_id=env_id,
+            actions=arrays.get("actions"),
+        )
+    except ValueError as error:
+        raise ExpertFileError(path, str(error)) from None
+
+
+def check_matches_env(demos: ExpertDemonstrations, path: str | os.PathLike, obs_shape: tuple[int, ...], env_id: str) -> None:
+    """Refuse a file whose observations cannot come from the environment `env_id`."""
+    if demos.obs_shape != tuple(obs_shape):
+        raise ExpertFileError(
+            path,
+            f"observation shape {demos.obs_shape} does not match {env_id}'s observation shape {tuple(obs_shape)}",
+        )
+
+
+def save_expert_file(path: str | os.PathLike, demos: ExpertDemonstrations, overwrite: bool = False) -> Path:
+    """Write `demos` to `path` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {
+        "observations": demos.observations,
+        "episode_lengths": demos.episode_lengths.astype(np.int64),
+    }
+    if demos.episode_returns is not None:
+        arrays["episode_returns"] = demos.episode_returns.astype(np.float64)
+    if demos.env_id is not None:
+        arrays["env_id"] = np.array(demos.env_id)
+    if demos.actions is not None:
+        arrays["actions"] = demos.actions
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

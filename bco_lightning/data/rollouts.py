@@ -1,0 +1,191 @@
+"""Collecting transitions and evaluation episodes on gymnasium vector envs, with batched policy calls.
+
+gymnasium 1.x vector envs autoreset on the *next* step: the step after an episode ends returns the
+reset observation and ignores the action. Those steps are not transitions and are dropped here, so
+no `(s, s')` pair ever spans two episodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bco_lightning.envs import make_vector_env
+
+Policy = Callable[[np.ndarray], np.ndarray]
+"""Maps a batch of observations `(n, obs_dim)` float32 to a batch of environment actions."""
+
+
+class RolloutError(RuntimeError):
+    """The environment misbehaved (raised, or returned non-finite observations) during a rollout."""
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """Interaction transitions `(s, a, s')`.
+
+    Attributes:
+        observations: `(N, obs_dim)` float32 states s.
+        actions: `(N,)` int64 (discrete) or `(N, action_dim)` float32 (continuous) actions a.
+        next_observations: `(N, obs_dim)` float32 states s' reached from s by a.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    next_observations: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = self.observations.shape[0]
+        if self.next_observations.shape != self.observations.shape or self.actions.shape[0] != n:
+            raise ValueError(
+                f"transitions disagree in length: observations {self.observations.shape}, "
+                f"actions {self.actions.shape}, next_observations {self.next_observations.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.observations.shape[0])
+
+    @staticmethod
+    def concatenate(parts: list[Transitions]) -> Transitions:
+        return Transitions(
+            np.concatenate([p.observations for p in parts]),
+            np.concatenate([p.actions for p in parts]),
+            np.concatenate([p.next_observations for p in parts]),
+        )
+
+
+def random_policy(action_space: Any) -> Policy:
+    """Uniform random actions from a seeded (batched) action space."""
+
+    def act(observations: np.ndarray) -> np.ndarray:
+        return action_space.sample()
+
+    return act
+
+
+def _checked(observations: np.ndarray, env_id: str) -> np.ndarray:
+    observations = np.asarray(observations, dtype=np.float32)
+    if not np.all(np.isfinite(observations)):
+        raise RolloutError(f"{env_id} returned a non-finite observation (NaN or inf) during a rollout")
+    return observations
+
+
+def collect_transitions(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None,
+    num_steps: int,
+    seed: int,
+    policy: Policy | None = None,
+    num_envs: int = 8,
+) -> Transitions:
+    """Step `num_envs` sub-envs until `num_steps` valid transitions exist; `policy=None` is uniform random.
+
+    Every environment step is one interaction; the result holds exactly `num_steps` transitions.
+    """
+    envs = make_vector_env(env_id, env_kwargs, num_envs)
+    envs.action_space.seed(seed)
+    act = policy or random_policy(envs.action_space)
+    obs_parts, action_parts, next_parts = [], [], []
+    collected = 0
+    try:
+        observations, _ = envs.reset(seed=seed)
+        observations = _checked(observations, env_id)
+        just_reset = np.zeros(num_envs, dtype=bool)
+        while collected < num_steps:
+            actions = np.asarray(act(observations))
+            next_observations, _, terminated, truncated, _ = envs.step(actions)
+            next_observations = _checked(next_observations, env_id)
+            valid = ~just_reset
+            obs_parts.append(observations[valid])
+            action_parts.append(actions[valid])
+            next_parts.append(next_observations[valid])
+            collected += int(valid.sum())
+            just_reset = np.logical_or(terminated, truncated)
+            observations = next_observations
+    except RolloutError:
+        raise
+    except Exception as error:
+        raise RolloutError(f"{env_id} raised during a rollout: {type(error).__name__}: {error}") from error
+    finally:
+        envs.close()
+    actions = np.concatenate(action_parts)[:num_steps]
+    if np.issubdtype(actions.dtype, np.integer):
+        actions = actions.astype(np.int64)
+    else:
+        actions = actions.astype(np.float32)
+    return Transitions(
+        np.concatenate(obs_parts)[:num_steps],
+        actions,
+        np.concatenate(next_parts)[:num_steps],
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Returns and lengths of seeded evaluation episodes, in sub-env order."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std_return(self) -> float:
+        return float(np.std(self.returns))
+
+
+def evaluate_policy(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None,
+    policy: Policy | None,
+    episodes: int,
+    seed: int,
+    num_envs: int = 8,
+) -> EvaluationResult:
+    """Run exactly `episodes` episodes; `policy=None` evaluates uniform random actions.
+
+    Each sub-env has a fixed quota of episodes, fixed before the run, so that short episodes do not
+    crowd out long ones (counting the first N to finish would bias the mean toward short episodes).
+    """
+    num_envs = max(1, min(num_envs, episodes))
+    quota = np.full(num_envs, episodes // num_envs)
+    quota[: episodes % num_envs] += 1
+    envs = make_vector_env(env_id, env_kwargs, num_envs)
+    envs.action_space.seed(seed)
+    act = policy or random_policy(envs.action_space)
+    returns: list[list[float]] = [[] for _ in range(num_envs)]
+    lengths: list[list[int]] = [[] for _ in range(num_envs)]
+    running_return = np.zeros(num_envs)
+    running_length = np.zeros(num_envs, dtype=np.int64)
+    try:
+        observations, _ = envs.reset(seed=seed)
+        just_reset = np.zeros(num_envs, dtype=bool)
+        done_count = np.zeros(num_envs, dtype=np.int64)
+        while np.any(done_count < quota):
+            actions = np.asarray(act(_checked(observations, env_id)))
+            observations, rewards, terminated, truncated, _ = envs.step(actions)
+            counting = ~just_reset & (done_count < quota)
+            running_return += np.where(counting, rewards, 0.0)
+            running_length += counting
+            just_reset = np.logical_or(terminated, truncated)
+            for i in np.flatnonzero(just_reset & counting):
+                returns[i].append(float(running_return[i]))
+                lengths[i].append(int(running_length[i]))
+                done_count[i] += 1
+            running_return[just_reset] = 0.0
+            running_length[just_reset] = 0
+    except RolloutError:
+        raise
+    except Exception as error:
+        raise RolloutError(f"{env_id} raised during evaluation: {type(error).__name__}: {error}") from error
+    finally:
+        envs.close()
+    return EvaluationResult(
+        returns=np.array([r for per_env in returns for r in per_env]),
+        lengths=np.array([n for per_env in lengths for n in per_env]),
+    )

@@ -1,0 +1,85 @@
+"""What the package needs to know about a gymnasium environment, and refusing what it cannot learn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class ConfigError(ValueError):
+    """A configuration the pipeline cannot run; the message says what was wrong and what is expected."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """The shapes that flow from the environment into the networks.
+
+    Attributes:
+        env_id: gymnasium id.
+        obs_dim: size of the flat `Box` observation.
+        discrete: True for `Discrete` actions (classification), False for `Box` (regression).
+        action_dim: number of actions (discrete) or action dimensions (continuous).
+        action_low / action_high: `(action_dim,)` bounds of a `Box` action space, else None.
+        max_episode_steps: the time limit, or None when the environment has none.
+    """
+
+    env_id: str
+    obs_dim: int
+    discrete: bool
+    action_dim: int
+    action_low: tuple[float, ...] | None = None
+    action_high: tuple[float, ...] | None = None
+    max_episode_steps: int | None = None
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **extra: Any) -> gym.Env:
+    """`gym.make` that turns an unknown id or bad kwargs into a `ConfigError`."""
+    try:
+        return gym.make(env_id, **(env_kwargs or {}), **extra)
+    except gym.error.Error as error:
+        raise ConfigError(f"cannot make environment {env_id!r}: {error}") from None
+    except TypeError as error:
+        raise ConfigError(f"bad --data.env_kwargs for {env_id!r}: {error}") from None
+    except ImportError as error:
+        raise ConfigError(
+            f"environment {env_id!r} needs a package that is not installed ({error}); "
+            "try pip install 'bco-lightning[mujoco]' or '[box2d]'"
+        ) from None
+
+
+def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int) -> gym.vector.VectorEnv:
+    """Sub-envs in one process: classic-control and MuJoCo steps are cheaper than a process hop."""
+    return gym.vector.SyncVectorEnv([lambda: make_env(env_id, env_kwargs) for _ in range(num_envs)])
+
+
+def describe_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> EnvSpec:
+    """Read the spaces of `env_id`, refusing those the networks cannot consume."""
+    env = make_env(env_id, env_kwargs)
+    try:
+        return spec_from_spaces(env_id, env.observation_space, env.action_space, env.spec.max_episode_steps if env.spec else None)
+    finally:
+        env.close()
+
+
+def spec_from_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space, max_episode_steps: int | None = None) -> EnvSpec:
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise ConfigError(
+            f"{env_id}: unsupported observation space {obs_space}; expected a flat (1-d) Box"
+        )
+    obs_dim = int(obs_space.shape[0])
+    if isinstance(action_space, gym.spaces.Discrete):
+        if int(action_space.start) != 0:
+            raise ConfigError(f"{env_id}: Discrete action space must start at 0, got start={action_space.start}")
+        return EnvSpec(env_id, obs_dim, True, int(action_space.n), max_episode_steps=max_episode_steps)
+    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+        low = tuple(float(x) for x in action_space.low)
+        high = tuple(float(x) for x in action_space.high)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ConfigError(f"{env_id}: Box action space must be bounded, got {action_space}")
+        return EnvSpec(env_id, obs_dim, False, int(action_space.shape[0]), low, high, max_episode_steps)
+    raise ConfigError(
+        f"{env_id}: unsupported action space {action_space}; expected Discrete or a 1-d bounded Box"
+    )

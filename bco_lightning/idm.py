@@ -1,0 +1,62 @@
+"""`IDMModule`: the inverse dynamics model `p(a | s, s')` as a Lightning system."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bco_lightning.action_model import ActionModel
+from bco_lightning.nets import IDMInput, InverseDynamicsNet
+
+
+class IDMModule(ActionModel):
+    """Inverse dynamics: classification for Discrete actions, normalised regression for Box actions.
+
+    Args:
+        obs_dim, action_dim, discrete, action_low, action_high: the environment's shapes, linked
+            from the datamodule.
+        hidden_sizes: widths of the MLP's hidden layers.
+        input_mode: "delta" feeds `(s, s' - s)`, "next" feeds `(s, s')`.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+    """
+
+    data_stage = "idm"
+
+    def __init__(
+        self,
+        obs_dim: int = 4,
+        action_dim: int = 2,
+        discrete: bool = True,
+        action_low: list[float] | None = None,
+        action_high: list[float] | None = None,
+        hidden_sizes: list[int] = [256, 256],
+        input_mode: IDMInput = "delta",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay)
+        self.save_hyperparameters()
+        self.net = InverseDynamicsNet(obs_dim, self.codec.output_dim, hidden_sizes, input_mode)
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.net(batch["obs"], batch["next_obs"])
+
+    def fit_normalizers(self, tensors: dict[str, Tensor]) -> None:
+        self.net.fit_normalizers(tensors["obs"], tensors["next_obs"])
+
+    def normalizers_fitted(self) -> bool:
+        return bool(self.net.obs_normalizer.fitted)
+
+    @torch.no_grad()
+    def label(self, observations: np.ndarray, pairs: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Most likely action of each pair `(observations[t], observations[t + 1])` for t in `pairs`."""
+        self.eval()
+        obs = torch.from_numpy(observations).to(self.device)
+        index = torch.from_numpy(pairs).to(self.device)
+        labels = [
+            self.predict_step({"obs": obs[chunk], "next_obs": obs[chunk + 1]}, 0).cpu()
+            for chunk in index.split(batch_size)
+        ]
+        return torch.cat(labels).numpy()

@@ -1,0 +1,218 @@
+"""The BCO(alpha) loop: interact, learn the IDM, label, clone, evaluate, and iterate.
+
+One Trainer per stage and iteration: a Trainer reused for a second `fit` silently does nothing
+once `max_epochs` is reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from bco_lightning.action_model import ActionModel
+from bco_lightning.callbacks import EnvEvaluationCallback, RestoreBestWeights, normalized_score
+from bco_lightning.data.datamodule import BCODataModule
+from bco_lightning.data.rollouts import collect_transitions
+from bco_lightning.envs import ConfigError
+from bco_lightning.idm import IDMModule
+from bco_lightning.policy import BCPolicyModule
+
+EVAL_SEED_OFFSET = 10_000
+POST_DEMO_SEED_OFFSET = 1_000
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What `bco run` adds to the data, the two models and the Trainer.
+
+    Attributes:
+        seed: the `--seed_everything` seed (rollouts, splits, evaluation episodes).
+        alpha: post-demonstration interactions per iteration, as a fraction of `|I_pre|`.
+        iterations: BCO(alpha) iterations after the first policy; 0 gives BCO(0).
+        eval_episodes: evaluation episodes after each policy.
+        patience: epochs without a better validation loss before a stage stops.
+        min_delta: the smallest drop of validation loss that counts as better.
+        idm_max_epochs / policy_max_epochs: epoch cap of each stage (unless --trainer.max_epochs).
+        log_root: folder under which the run's TensorBoard folder is made.
+        summary_path: extra copy of the run summary (it is always written into the run folder).
+    """
+
+    seed: int = 0
+    alpha: float = 0.0
+    iterations: int = 0
+    eval_episodes: int = 10
+    patience: int = 5
+    min_delta: float = 1e-4
+    idm_max_epochs: int = 100
+    policy_max_epochs: int = 100
+    log_root: str = "lightning_logs"
+    summary_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.alpha < 0:
+            raise ConfigError(f"--alpha must be >= 0, got {self.alpha}")
+        if self.iterations < 0:
+            raise ConfigError(f"--iterations must be >= 0, got {self.iterations}")
+        if self.iterations > 0 and self.alpha == 0:
+            raise ConfigError("--iterations > 0 needs --alpha > 0 (post-demonstration interactions per iteration)")
+        if self.eval_episodes < 1:
+            raise ConfigError(f"--eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.patience < 1 or self.idm_max_epochs < 1 or self.policy_max_epochs < 1:
+            raise ConfigError("--patience, --idm_max_epochs and --policy_max_epochs must be >= 1")
+
+
+def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write JSON to a temp file beside `path`, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def label_accuracy(labels: np.ndarray, true_actions: np.ndarray | None, discrete: bool, half_range: np.ndarray | None) -> float | None:
+    """How often the IDM's labels match the demonstrator's true actions (diagnostics only).
+
+    Discrete: exact matches. Box: share of action components within 10% of the half-range.
+    """
+    if true_actions is None:
+        return None
+    if discrete:
+        return float(np.mean(labels.reshape(-1) == true_actions.reshape(-1)))
+    error = np.abs(labels - true_actions.reshape(labels.shape)) / half_range
+    return float(np.mean(error <= 0.1))
+
+
+class BCORun:
+    """One `bco run`: owns the stage Trainers, the loggers and the summary."""
+
+    def __init__(self, data: BCODataModule, idm: IDMModule, policy: BCPolicyModule, settings: RunSettings, trainer_kwargs: dict[str, Any] | None = None) -> None:
+        self.data = data
+        self.idm = idm
+        self.policy = policy
+        self.settings = settings
+        self.trainer_kwargs = dict(trainer_kwargs or {})
+        self.run_logger = TensorBoardLogger(settings.log_root, name=data.env_id, default_hp_metric=False)
+        self.run_dir = Path(self.run_logger.log_dir)
+        self.world_size = 1
+        self.history: list[dict[str, Any]] = []
+
+    def _stage_logger(self, sub_dir: str) -> TensorBoardLogger:
+        return TensorBoardLogger(
+            self.settings.log_root, name=self.data.env_id, version=self.run_logger.version, sub_dir=sub_dir, default_hp_metric=False
+        )
+
+    def _trainer(self, name: str, iteration: int, max_epochs: int, extra_callbacks: list[pl.Callback]) -> pl.Trainer:
+        checkpoint = ModelCheckpoint(
+            dirpath=self.run_dir / "checkpoints",
+            filename=f"{name}-iter{iteration}",
+            monitor="val/loss",
+            save_top_k=1,
+            enable_version_counter=False,
+        )
+        kwargs = {
+            "max_epochs": max_epochs,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            "deterministic": True,
+            "log_every_n_steps": 1,
+            **{k: v for k, v in self.trainer_kwargs.items() if v is not None},
+        }
+        kwargs["callbacks"] = [
+            EarlyStopping(monitor="val/loss", patience=self.settings.patience, min_delta=self.settings.min_delta),
+            checkpoint,
+            RestoreBestWeights(),
+            *extra_callbacks,
+            *(self.trainer_kwargs.get("callbacks") or []),
+        ]
+        kwargs["logger"] = self._stage_logger(f"iter{iteration}/{name}")
+        return pl.Trainer(**kwargs)
+
+    def _fit(self, module: ActionModel, name: str, iteration: int, max_epochs: int, extra_callbacks: list[pl.Callback] = []) -> str:
+        trainer = self._trainer(name, iteration, max_epochs, extra_callbacks)
+        trainer.fit(module, datamodule=self.data)
+        self.world_size = trainer.world_size
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        self.history.append({"iteration": iteration, "stage": name, "epochs": trainer.current_epoch, **metrics})
+        return trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
+
+    def run(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        s, data = self.settings, self.data
+        expert = data.expert  # refuse a bad file before any work
+        env_steps = data.collect_pre_demonstration()
+        pre_demo_steps = env_steps
+        post_per_iteration = int(round(s.alpha * pre_demo_steps))
+        evaluation = EnvEvaluationCallback(
+            data.env_id,
+            data.env_kwargs,
+            episodes=s.eval_episodes,
+            seed=s.seed + EVAL_SEED_OFFSET,
+            num_envs=data.num_envs,
+            demonstrator_return=expert.demonstrator_return,
+            logger=self._stage_logger("eval"),
+        )
+        idm_checkpoint = policy_checkpoint = ""
+        for iteration in range(s.iterations + 1):
+            if iteration > 0:
+                explore = self.policy.as_policy(deterministic=False, seed=s.seed + iteration)
+                seed = s.seed + POST_DEMO_SEED_OFFSET * iteration
+                data.add_interaction(collect_transitions(data.env_id, data.env_kwargs, post_per_iteration, seed, explore, data.num_envs))
+                env_steps += post_per_iteration
+            idm_checkpoint = self._fit(self.idm, "idm", iteration, s.idm_max_epochs)
+            data.expert_labels = self.idm.label(expert.observations, data.expert_pairs)
+            evaluation.log_step = iteration
+            policy_checkpoint = self._fit(self.policy, "policy", iteration, s.policy_max_epochs, [evaluation])
+            result = evaluation.result
+            self.history[-1].update(evaluation.metrics() if result is not None else {})
+            self.history[-1]["env_steps"] = env_steps
+
+        assert evaluation.result is not None
+        codec = self.idm.codec
+        half_range = None if codec.discrete else codec.half_range.cpu().numpy()
+        true_actions = None if expert.actions is None else expert.actions
+        summary = {
+            "env_id": data.env_id,
+            "eval_return_mean": evaluation.result.mean_return,
+            "eval_return_std": evaluation.result.std_return,
+            "eval_episodes": int(evaluation.result.returns.shape[0]),
+            "demonstrator_return": expert.demonstrator_return,
+            "random_return": evaluation.random_return,
+            "normalized_score": normalized_score(evaluation.result.mean_return, evaluation.random_return, expert.demonstrator_return),
+            "env_steps": env_steps,
+            "pre_demo_steps": pre_demo_steps,
+            "post_demo_steps": env_steps - pre_demo_steps,
+            "idm_label_accuracy": label_accuracy(data.expert_labels, true_actions, codec.discrete, half_range),
+            "expert_episodes": expert.num_episodes,
+            "expert_transitions": expert.num_transitions,
+            "alpha": s.alpha,
+            "iterations": s.iterations,
+            "seed": s.seed,
+            "world_size": self.world_size,
+            "idm_checkpoint": str(Path(idm_checkpoint).resolve()) if idm_checkpoint else None,
+            "policy_checkpoint": str(Path(policy_checkpoint).resolve()) if policy_checkpoint else None,
+            "log_dir": str(self.run_dir.resolve()),
+            "history": self.history,
+            "wall_seconds": time.perf_counter() - start,
+        }
+        write_json_atomic(self.run_dir / "summary.json", summary)
+        if s.summary_path:
+            write_json_atomic(s.summary_path, summary)
+        return summary

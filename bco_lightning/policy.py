@@ -1,0 +1,69 @@
+"""`BCPolicyModule`: behavioural cloning of the IDM-labelled expert states."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bco_lightning.action_model import ActionModel
+from bco_lightning.data.rollouts import Policy
+from bco_lightning.nets import PolicyNet
+
+
+class BCPolicyModule(ActionModel):
+    """`pi(a | s)` trained on `(s_t, inferred a_t)`.
+
+    Args:
+        obs_dim, action_dim, discrete, action_low, action_high: the environment's shapes, linked
+            from the datamodule.
+        hidden_sizes: widths of the MLP's hidden layers.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        exploration_noise: std of the Gaussian noise (in the normalised action space) added to Box
+            actions in post-demonstration rollouts; Discrete actions are sampled from the softmax.
+    """
+
+    data_stage = "policy"
+
+    def __init__(
+        self,
+        obs_dim: int = 4,
+        action_dim: int = 2,
+        discrete: bool = True,
+        action_low: list[float] | None = None,
+        action_high: list[float] | None = None,
+        hidden_sizes: list[int] = [256, 256],
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        exploration_noise: float = 0.1,
+    ) -> None:
+        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay)
+        self.save_hyperparameters()
+        self.exploration_noise = exploration_noise
+        self.net = PolicyNet(obs_dim, self.codec.output_dim, hidden_sizes)
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.net(batch["obs"])
+
+    def fit_normalizers(self, tensors: dict[str, Tensor]) -> None:
+        self.net.obs_normalizer.fit(tensors["obs"])
+
+    def normalizers_fitted(self) -> bool:
+        return bool(self.net.obs_normalizer.fitted)
+
+    def as_policy(self, deterministic: bool = True, seed: int = 0) -> Policy:
+        """A numpy-in, numpy-out policy for rollouts: the most likely action, or an exploratory one."""
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+
+        @torch.no_grad()
+        def act(observations: np.ndarray) -> np.ndarray:
+            self.eval()
+            output = self.net(torch.as_tensor(observations, dtype=torch.float32, device=self.device))
+            if deterministic:
+                action = self.codec.decode(output)
+            else:
+                action = self.codec.sample(output, self.exploration_noise, generator)
+            return action.cpu().numpy()
+
+        return act

@@ -45,7 +45,7 @@ class ActionModel(pl.LightningModule):
         # network's inputs keep their meaning across BCO(alpha) iterations.
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage == "fit" and not self.normalizers_fitted() and datamodule is not None:
-            self.fit_normalizers(datamodule.train_tensors())
+            self.fit_normalizers(datamodule.normalization_tensors())
 
     def _step(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
         output = self(batch)
@@ -54,10 +54,7 @@ class ActionModel(pl.LightningModule):
         batch_size = target.shape[0]
         metrics = {f"{prefix}/loss": loss}
         if prefix != "train":
-            if self.codec.discrete:
-                metrics[f"{prefix}/accuracy"] = (output.argmax(-1) == target).float().mean()
-            else:
-                metrics[f"{prefix}/mae"] = (self.codec.prediction(output) - target).abs().mean()
+            metrics[f"{prefix}/{'accuracy' if self.codec.discrete else 'mae'}"] = self.codec.error(output, batch["action"])
         self.log_dict(metrics, prog_bar=prefix == "val", on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=prefix != "train")
         return loss
 

@@ -36,7 +36,8 @@ def mountain_car_continuous_controller(obs: np.ndarray) -> np.ndarray:
 
 
 def pendulum_controller(obs: np.ndarray) -> np.ndarray:
-    """Energy-shaping swing-up, then a PD controller near the top."""
+    """Energy-shaping swing-up (full torque along the velocity while energy is short), then PD
+    control near the top."""
     cos_theta, sin_theta, theta_dot = obs
     theta = np.arctan2(sin_theta, cos_theta)
     if cos_theta > 0.85:
@@ -48,11 +49,34 @@ def pendulum_controller(obs: np.ndarray) -> np.ndarray:
     return np.array([np.clip(torque, -2.0, 2.0)], dtype=np.float32)
 
 
+def inverted_pendulum_controller(obs: np.ndarray) -> np.ndarray:
+    """Linear state feedback on cart position, pole angle and their velocities (MuJoCo)."""
+    x, theta, x_dot, theta_dot = obs
+    return np.clip(np.array([0.5 * x + 5.0 * theta + 0.5 * x_dot + theta_dot], dtype=np.float32), -3.0, 3.0)
+
+
+REACHER_LINKS = (0.1, 0.11)
+
+
+def reacher_controller(obs: np.ndarray) -> np.ndarray:
+    """Jacobian-transpose PD control of the fingertip toward the target (MuJoCo Reacher)."""
+    cos1, cos2, sin1, sin2 = obs[0:4]
+    joint_velocity = obs[6:8]
+    error = -obs[8:10]  # obs holds fingertip - target
+    l1, l2 = REACHER_LINKS
+    cos12, sin12 = cos1 * cos2 - sin1 * sin2, sin1 * cos2 + cos1 * sin2
+    jacobian = np.array([[-l1 * sin1 - l2 * sin12, -l2 * sin12], [l1 * cos1 + l2 * cos12, l2 * cos12]])
+    torque = 30.0 * jacobian.T @ error - 0.1 * joint_velocity
+    return np.clip(torque, -1.0, 1.0).astype(np.float32)
+
+
 SCRIPTED_CONTROLLERS: dict[str, Controller] = {
     "CartPole-v1": cartpole_controller,
     "MountainCar-v0": mountain_car_controller,
     "MountainCarContinuous-v0": mountain_car_continuous_controller,
     "Pendulum-v1": pendulum_controller,
+    "InvertedPendulum-v5": inverted_pendulum_controller,
+    "Reacher-v5": reacher_controller,
 }
 
 

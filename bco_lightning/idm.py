@@ -45,6 +45,7 @@ class IDMModule(ActionModel):
 
     def fit_normalizers(self, tensors: dict[str, Tensor]) -> None:
         self.net.fit_normalizers(tensors["obs"], tensors["next_obs"])
+        self.codec.fit(tensors["action"])
 
     def normalizers_fitted(self) -> bool:
         return bool(self.net.obs_normalizer.fitted)

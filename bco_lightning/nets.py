@@ -50,8 +50,10 @@ def mlp(in_dim: int, out_dim: int, hidden_sizes: Sequence[int]) -> nn.Sequential
 class ActionCodec(nn.Module):
     """Translates between environment actions and what the networks predict.
 
-    Discrete actions are class indices (cross-entropy on logits). Box actions are regressed in a
-    normalised space `[-1, 1]` (tanh output, MSE) and mapped back to, and clipped within, the bounds.
+    Discrete actions are class indices (cross-entropy on logits). Box actions are first scaled to
+    the unit box `[-1, 1]` by their bounds, then standardised with the training labels' statistics
+    (a demonstrator may use a sliver of the bounds); the network regresses that with MSE, and its
+    output is mapped back to, and clipped within, the bounds.
     """
 
     def __init__(self, discrete: bool, action_dim: int, low: Sequence[float] | None = None, high: Sequence[float] | None = None) -> None:
@@ -64,39 +66,55 @@ class ActionCodec(nn.Module):
         high_t = torch.tensor(high if high is not None else [1.0] * action_dim, dtype=torch.float32)
         self.register_buffer("center", (high_t + low_t) / 2)
         self.register_buffer("half_range", (high_t - low_t) / 2)
+        self.target_normalizer = Normalizer(action_dim)
 
     @property
     def output_dim(self) -> int:
         return self.action_dim
 
-    def encode(self, actions: Tensor) -> Tensor:
-        """Environment actions to training targets (indices, or normalised vectors)."""
-        if self.discrete:
-            return actions.long()
+    def to_unit(self, actions: Tensor) -> Tensor:
+        """Box actions to the unit box `[-1, 1]`."""
         return ((actions.float() - self.center) / self.half_range).clamp(-1.0, 1.0)
 
-    def prediction(self, output: Tensor) -> Tensor:
-        """Raw network output to a prediction in target space (logits stay logits)."""
-        return output if self.discrete else torch.tanh(output)
+    def fit(self, actions: Tensor) -> None:
+        """Standardisation statistics of Box labels (nothing to fit for discrete actions)."""
+        if not self.discrete:
+            self.target_normalizer.fit(self.to_unit(actions))
+
+    def encode(self, actions: Tensor) -> Tensor:
+        """Environment actions to training targets (indices, or standardised vectors)."""
+        if self.discrete:
+            return actions.long()
+        return self.target_normalizer(self.to_unit(actions))
+
+    def unit_prediction(self, output: Tensor) -> Tensor:
+        """Raw Box output to the unit box, clipped."""
+        normalizer = self.target_normalizer
+        return (output * normalizer.std + normalizer.mean).clamp(-1.0, 1.0)
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         if self.discrete:
             return F.cross_entropy(output, target)
-        return F.mse_loss(self.prediction(output), target)
+        return F.mse_loss(output, target)
+
+    def error(self, output: Tensor, actions: Tensor) -> Tensor:
+        """Accuracy (discrete) or mean absolute error in the unit box (continuous)."""
+        if self.discrete:
+            return (output.argmax(-1) == actions.long()).float().mean()
+        return (self.unit_prediction(output) - self.to_unit(actions)).abs().mean()
 
     def decode(self, output: Tensor) -> Tensor:
         """Raw network output to the most likely environment action."""
         if self.discrete:
             return output.argmax(dim=-1)
-        return self.prediction(output) * self.half_range + self.center
+        return self.unit_prediction(output) * self.half_range + self.center
 
     def sample(self, output: Tensor, noise_std: float, generator: torch.Generator | None = None) -> Tensor:
         """An exploratory environment action: a softmax sample, or the mean plus Gaussian noise."""
         if self.discrete:
             return torch.multinomial(F.softmax(output, dim=-1), 1, generator=generator).squeeze(-1)
         noise = torch.randn(output.shape, generator=generator, device=output.device) * noise_std
-        normalised = (self.prediction(output) + noise).clamp(-1.0, 1.0)
-        return normalised * self.half_range + self.center
+        return (self.unit_prediction(output) + noise).clamp(-1.0, 1.0) * self.half_range + self.center
 
 
 class InverseDynamicsNet(nn.Module):

@@ -41,18 +41,21 @@ class RunSettings:
         iterations: BCO(alpha) iterations after the first policy; 0 gives BCO(0).
         eval_episodes: evaluation episodes after each policy.
         patience: epochs without a better validation loss before a stage stops.
-        min_delta: the smallest drop of validation loss that counts as better.
+        min_delta: the smallest drop of validation loss that counts as better (absolute; losses of
+            near-deterministic actions get tiny, so it defaults to 0).
+        stopping_threshold: a validation loss this low ends a stage at once.
         idm_max_epochs / policy_max_epochs: epoch cap of each stage (unless --trainer.max_epochs).
         log_root: folder under which the run's TensorBoard folder is made.
         summary_path: extra copy of the run summary (it is always written into the run folder).
     """
 
     seed: int = 0
-    alpha: float = 0.0
-    iterations: int = 0
+    alpha: float = 0.1
+    iterations: int = 3
     eval_episodes: int = 10
     patience: int = 5
-    min_delta: float = 1e-4
+    min_delta: float = 0.0
+    stopping_threshold: float = 1e-6
     idm_max_epochs: int = 100
     policy_max_epochs: int = 100
     log_root: str = "lightning_logs"
@@ -136,7 +139,7 @@ class BCORun:
             **{k: v for k, v in self.trainer_kwargs.items() if v is not None},
         }
         kwargs["callbacks"] = [
-            EarlyStopping(monitor="val/loss", patience=self.settings.patience, min_delta=self.settings.min_delta),
+            EarlyStopping(monitor="val/loss", patience=self.settings.patience, min_delta=self.settings.min_delta, stopping_threshold=self.settings.stopping_threshold),
             checkpoint,
             RestoreBestWeights(),
             *extra_callbacks,

@@ -48,6 +48,7 @@ class BCPolicyModule(ActionModel):
 
     def fit_normalizers(self, tensors: dict[str, Tensor]) -> None:
         self.net.obs_normalizer.fit(tensors["obs"])
+        self.codec.fit(tensors["action"])
 
     def normalizers_fitted(self) -> bool:
         return bool(self.net.obs_normalizer.fitted)

@@ -221,9 +221,22 @@ class BCODataModule(pl.LightningDataModule):
         index = train if part == "train" else val
         return {name: t[index] for name, t in tensors.items()}
 
-    def train_tensors(self) -> dict[str, Tensor]:
-        """The whole training split of the current stage, e.g. to fit normalisers."""
-        return self._split_tensors("train")
+    def normalization_tensors(self) -> dict[str, Tensor]:
+        """Statistics sources for the input and target normalisers of the current stage.
+
+        States (`obs`, `next_obs`) are every pair the run has seen, interaction and expert: expert
+        states alone can be nearly constant (a controller holding an equilibrium), and standardising
+        with their tiny spread would blow up the small deviations met at evaluation time. `action`
+        holds the current stage's training labels.
+        """
+        obs = torch.from_numpy(self.expert.observations)
+        pairs = torch.from_numpy(self.expert_pairs)
+        parts = [{"obs": obs[pairs], "next_obs": obs[pairs + 1]}]
+        if self.interaction is not None:
+            parts.append(self._idm_tensors())
+        tensors = {key: torch.cat([part[key] for part in parts]) for key in ("obs", "next_obs")}
+        tensors["action"] = self._split_tensors("train")["action"]
+        return tensors
 
     def train_dataloader(self) -> DataLoader:
         return batch_loader(TensorDictDataset(**self._split_tensors("train")), self.batch_size, True, self.seed)

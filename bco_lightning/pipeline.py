@@ -6,9 +6,6 @@ once `max_epochs` is reached.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +17,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from bco_lightning.action_model import ActionModel
+from bco_lightning.atomic import write_json_atomic
 from bco_lightning.callbacks import EnvEvaluationCallback, RestoreBestWeights, normalized_score
 from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.rollouts import collect_transitions
@@ -72,21 +70,6 @@ class RunSettings:
             raise ConfigError(f"--eval_episodes must be >= 1, got {self.eval_episodes}")
         if self.patience < 1 or self.idm_max_epochs < 1 or self.policy_max_epochs < 1:
             raise ConfigError("--patience, --idm_max_epochs and --policy_max_epochs must be >= 1")
-
-
-def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write JSON to a temp file beside `path`, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def label_accuracy(labels: np.ndarray, true_actions: np.ndarray | None, discrete: bool, half_range: np.ndarray | None) -> float | None:

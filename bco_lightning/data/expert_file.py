@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from bco_lightning.atomic import atomic_write
 
 REQUIRED_KEYS = ("observations", "episode_lengths")
 OPTIONAL_KEYS = ("episode_returns", "env_id", "actions")
@@ -221,7 +222,6 @@ def save_expert_file(path: str | os.PathLike, demos: ExpertDemonstrations, overw
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {
         "observations": demos.observations,
         "episode_lengths": demos.episode_lengths.astype(np.int64),
@@ -232,12 +232,5 @@ def save_expert_file(path: str | os.PathLike, demos: ExpertDemonstrations, overw
         arrays["env_id"] = np.array(demos.env_id)
     if demos.actions is not None:
         arrays["actions"] = demos.actions
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
     return path

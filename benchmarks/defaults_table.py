@@ -1,0 +1,58 @@
+"""Runs `bco run` with nothing but `--data.env_id` and `--data.expert_path` (the defaults) on each
+shipped demonstration file and seed, and writes benchmarks/defaults.md.
+
+    python benchmarks/defaults_table.py [--seeds 0 1 2] [--envs CartPole-v1 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVS = ["CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1", "InvertedPendulum-v5", "Reacher-v5"]
+
+
+def run_once(env_id: str, seed: int, workdir: Path) -> dict:
+    summary = workdir / f"{env_id}-{seed}.json"
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "bco_lightning.cli", "run", "--data.env_id", env_id, "--data.expert_path", str(ROOT / "data" / f"{env_id}.npz"),
+         "--seed_everything", str(seed), "--summary_path", str(summary)],
+        cwd=workdir, check=True, capture_output=True,
+    )
+    result = json.loads(summary.read_text())
+    result["process_seconds"] = time.perf_counter() - start
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--envs", nargs="+", default=ENVS)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "defaults.md")
+    args = parser.parse_args()
+    rows = ["| environment | demonstrator return | random return | BCO(0.1) x3 return | normalised score (per seed) | IDM label accuracy | env steps | wall s per run |",
+            "|---|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for env_id in args.envs:
+            runs = [run_once(env_id, seed, Path(tmp)) for seed in args.seeds]
+            scores = [r["normalized_score"] for r in runs]
+            returns = [r["eval_return_mean"] for r in runs]
+            row = (f"| {env_id} | {runs[0]['demonstrator_return']:.1f} | {runs[0]['random_return']:.1f} | "
+                   f"{np.mean(returns):.1f} +- {np.std(returns):.1f} | {np.mean(scores):.3f} ({', '.join(f'{s:.3f}' for s in scores)}) | "
+                   f"{np.mean([r['idm_label_accuracy'] for r in runs]):.3f} | {runs[0]['env_steps']} | {np.mean([r['process_seconds'] for r in runs]):.0f} |")
+            print(row, flush=True)
+            rows.append(row)
+    args.output.write_text("\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import Logger
 
 from bco_lightning.data.rollouts import EvaluationResult, evaluate_policy
@@ -16,6 +17,29 @@ def normalized_score(mean_return: float, random_return: float | None, demonstrat
     if random_return is None or demonstrator_return is None or demonstrator_return == random_return:
         return None
     return (mean_return - random_return) / (demonstrator_return - random_return)
+
+
+class RelativeEarlyStopping(EarlyStopping):
+    """Early stopping where an improvement must beat the best loss by a fraction of it.
+
+    Losses here span many scales (cross-entropy of a near-deterministic controller ends near 1e-6,
+    MSE of a rough demonstrator near 0.3), so no absolute `min_delta` suits them all.
+
+    Args:
+        min_rel_delta: the fraction of the best value that a new value must improve by.
+        **kwargs: `EarlyStopping` arguments (`min_delta` is set from `min_rel_delta`).
+    """
+
+    def __init__(self, min_rel_delta: float = 0.01, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.min_rel_delta = min_rel_delta
+
+    def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
+        if torch.isfinite(self.best_score):
+            # EarlyStopping stores min_delta signed by the mode; keep that sign.
+            sign = -1.0 if self.mode == "min" else 1.0
+            self.min_delta = sign * self.min_rel_delta * abs(float(self.best_score))
+        return super()._evaluate_stopping_criteria(current)
 
 
 class RestoreBestWeights(pl.Callback):

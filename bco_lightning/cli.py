@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
@@ -55,12 +56,20 @@ def run_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="bco run", description="Learn a policy from state-only demonstrations with BCO(alpha).")
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (see configs/)")
     parser.add_argument("--seed_everything", type=int, default=0, help="one seed for everything random")
+    parser.add_argument(
+        "--torch_threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads; small MLPs gain nothing from more, and several collapse when other processes share the cores",
+    )
     parser.add_argument("--resume", type=str | None, default=None, help="continue an interrupted run in its log folder")
     parser.add_class_arguments(RunSettings, nested_key=None, as_group=False, skip={"seed"})
     parser.add_class_arguments(BCODataModule, "data", skip={"seed"})
     parser.add_class_arguments(IDMModule, "idm")
     parser.add_class_arguments(BCPolicyModule, "policy")
     parser.add_class_arguments(pl.Trainer, "trainer", instantiate=False, fail_untyped=False, skip={"logger", "max_epochs", "enable_checkpointing", "default_root_dir"})
+    # One process unless asked: `auto` would start DDP on every visible GPU.
+    parser.set_defaults({"trainer.devices": 1})
     _link_shapes(parser, ["idm", "policy"])
     return parser
 
@@ -70,8 +79,11 @@ def run_command(argv: list[str]) -> dict[str, Any]:
     cfg = parser.parse_args(argv)
     if cfg.resume is not None:
         raise ConfigError("--resume is not supported yet: rerun the command without it")
+    if cfg.torch_threads < 1:
+        raise ConfigError(f"--torch_threads must be >= 1, got {cfg.torch_threads}")
+    torch.set_num_threads(cfg.torch_threads)
     pl.seed_everything(cfg.seed_everything, workers=True, verbose=False)
-    init = parser.instantiate_classes(cfg)
+    init = parser.instantiate(cfg)
     settings = RunSettings(seed=cfg.seed_everything, **{k: cfg[k] for k in RunSettings.__dataclass_fields__ if k != "seed"})
     init.data.seed = cfg.seed_everything
     trainer_kwargs = init.trainer.as_dict() if isinstance(init.trainer, Namespace) else dict(init.trainer)
@@ -127,6 +139,7 @@ def stage_command(argv: list[str]) -> None:
         args=argv,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        seed_everything_default=0,
     )
 
 
@@ -140,6 +153,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter.*")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,6 +53,7 @@ class IDMModule(ActionModel):
     @torch.no_grad()
     def label(self, observations: np.ndarray, pairs: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """Most likely action of each pair `(observations[t], observations[t + 1])` for t in `pairs`."""
+        was_training = self.training
         self.eval()
         obs = torch.from_numpy(observations).to(self.device)
         index = torch.from_numpy(pairs).to(self.device)
@@ -60,4 +61,5 @@ class IDMModule(ActionModel):
             self.predict_step({"obs": obs[chunk], "next_obs": obs[chunk + 1]}, 0).cpu()
             for chunk in index.split(batch_size)
         ]
+        self.train(was_training)
         return torch.cat(labels).numpy()

@@ -6,6 +6,8 @@ once `max_epochs` is reached.
 
 from __future__ import annotations
 
+import inspect
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from bco_lightning.action_model import ActionModel
 from bco_lightning.atomic import write_json_atomic
-from bco_lightning.callbacks import EnvEvaluationCallback, RestoreBestWeights, normalized_score
+from bco_lightning.callbacks import EnvEvaluationCallback, RelativeEarlyStopping, RestoreBestWeights, normalized_score
 from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.rollouts import collect_transitions
 from bco_lightning.envs import ConfigError
@@ -38,9 +40,12 @@ class RunSettings:
         alpha: post-demonstration interactions per iteration, as a fraction of `|I_pre|`.
         iterations: BCO(alpha) iterations after the first policy; 0 gives BCO(0).
         eval_episodes: evaluation episodes after each policy.
-        patience: epochs without a better validation loss before a stage stops.
-        min_delta: the smallest drop of validation loss that counts as better (absolute; losses of
-            near-deterministic actions get tiny, so it defaults to 0).
+        patience: validations without a better validation loss before a stage stops.
+        min_steps_per_validation: a stage validates every epoch, or every this many gradient steps
+            if an epoch is shorter (a small demonstration set has epochs of a few batches); patience
+            and the epoch caps count validations.
+        min_rel_delta: the smallest drop of validation loss that counts as better, as a fraction
+            of the best loss so far.
         stopping_threshold: a validation loss this low ends a stage at once.
         idm_max_epochs / policy_max_epochs: epoch cap of each stage (unless --trainer.max_epochs).
         log_root: folder under which the run's TensorBoard folder is made.
@@ -52,7 +57,8 @@ class RunSettings:
     iterations: int = 3
     eval_episodes: int = 10
     patience: int = 5
-    min_delta: float = 0.0
+    min_steps_per_validation: int = 100
+    min_rel_delta: float = 0.001
     stopping_threshold: float = 1e-6
     idm_max_epochs: int = 100
     policy_max_epochs: int = 100
@@ -85,6 +91,13 @@ def label_accuracy(labels: np.ndarray, true_actions: np.ndarray | None, discrete
     return float(np.mean(error <= 0.1))
 
 
+def changed_trainer_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The Trainer arguments a user actually set: the parser fills in every Trainer default, and
+    those must not override the stage settings chosen here (validation interval, epochs, logging)."""
+    defaults = {name: p.default for name, p in inspect.signature(pl.Trainer.__init__).parameters.items()}
+    return {k: v for k, v in kwargs.items() if k not in defaults or v != defaults[k]}
+
+
 class BCORun:
     """One `bco run`: owns the stage Trainers, the loggers and the summary."""
 
@@ -93,7 +106,7 @@ class BCORun:
         self.idm = idm
         self.policy = policy
         self.settings = settings
-        self.trainer_kwargs = dict(trainer_kwargs or {})
+        self.trainer_kwargs = changed_trainer_kwargs(trainer_kwargs or {})
         self.run_logger = TensorBoardLogger(settings.log_root, name=data.env_id, default_hp_metric=False)
         self.run_dir = Path(self.run_logger.log_dir)
         self.world_size = 1
@@ -104,7 +117,12 @@ class BCORun:
             self.settings.log_root, name=self.data.env_id, version=self.run_logger.version, sub_dir=sub_dir, default_hp_metric=False
         )
 
+    def _epochs_per_validation(self) -> int:
+        steps_per_epoch = math.ceil(self.data.num_train_samples() / self.data.batch_size)
+        return max(1, math.ceil(self.settings.min_steps_per_validation / steps_per_epoch))
+
     def _trainer(self, name: str, iteration: int, max_epochs: int, extra_callbacks: list[pl.Callback]) -> pl.Trainer:
+        epochs_per_validation = self._epochs_per_validation()
         checkpoint = ModelCheckpoint(
             dirpath=self.run_dir / "checkpoints",
             filename=f"{name}-iter{iteration}",
@@ -113,16 +131,22 @@ class BCORun:
             enable_version_counter=False,
         )
         kwargs = {
-            "max_epochs": max_epochs,
+            "max_epochs": max_epochs * epochs_per_validation,
+            "check_val_every_n_epoch": epochs_per_validation,
             "enable_progress_bar": False,
             "enable_model_summary": False,
             "num_sanity_val_steps": 0,
             "deterministic": True,
             "log_every_n_steps": 1,
-            **{k: v for k, v in self.trainer_kwargs.items() if v is not None},
+            **self.trainer_kwargs,
         }
         kwargs["callbacks"] = [
-            EarlyStopping(monitor="val/loss", patience=self.settings.patience, min_delta=self.settings.min_delta, stopping_threshold=self.settings.stopping_threshold),
+            RelativeEarlyStopping(
+                self.settings.min_rel_delta,
+                monitor="val/loss",
+                patience=self.settings.patience,
+                stopping_threshold=self.settings.stopping_threshold,
+            ),
             checkpoint,
             RestoreBestWeights(),
             *extra_callbacks,
@@ -132,6 +156,7 @@ class BCORun:
         return pl.Trainer(**kwargs)
 
     def _fit(self, module: ActionModel, name: str, iteration: int, max_epochs: int, extra_callbacks: list[pl.Callback] = []) -> str:
+        self.data.stage = module.data_stage
         trainer = self._trainer(name, iteration, max_epochs, extra_callbacks)
         trainer.fit(module, datamodule=self.data)
         self.world_size = trainer.world_size

@@ -59,7 +59,7 @@ class BCPolicyModule(ActionModel):
 
         @torch.no_grad()
         def act(observations: np.ndarray) -> np.ndarray:
-            self.eval()
+            # Plain MLP: train and eval mode compute the same, so the mode is left as it is.
             output = self.net(torch.as_tensor(observations, dtype=torch.float32, device=self.device))
             if deterministic:
                 action = self.codec.decode(output)

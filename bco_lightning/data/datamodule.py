@@ -192,9 +192,12 @@ class BCODataModule(pl.LightningDataModule):
         self.expert_labels = idm.label(self.expert.observations, self.expert_pairs, self.batch_size * 16)
 
     # Splits -----------------------------------------------------------------------------------
+    def _num_val(self, size: int) -> int:
+        return max(1, int(round(size * self.val_fraction)))
+
     def _split(self, size: int) -> tuple[Tensor, Tensor]:
         order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed + 1))
-        num_val = max(1, int(round(size * self.val_fraction)))
+        num_val = self._num_val(size)
         return order[num_val:], order[:num_val]
 
     def _idm_tensors(self) -> dict[str, Tensor]:
@@ -237,6 +240,11 @@ class BCODataModule(pl.LightningDataModule):
         tensors = {key: torch.cat([part[key] for part in parts]) for key in ("obs", "next_obs")}
         tensors["action"] = self._split_tensors("train")["action"]
         return tensors
+
+    def num_train_samples(self) -> int:
+        """Size of the current stage's training split."""
+        size = len(self.expert_pairs) if self.stage == "policy" else len(self.interaction or ())
+        return size - self._num_val(size)
 
     def train_dataloader(self) -> DataLoader:
         return batch_loader(TensorDictDataset(**self._split_tensors("train")), self.batch_size, True, self.seed)

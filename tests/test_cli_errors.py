@@ -1,0 +1,112 @@
+"""`bco run` in a fresh process: every refused input is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import assert_names_problem, run_bco, stderr_lines
+
+CLI_BROKEN_FILES = [
+    "truncated",
+    "not_npz",
+    "wrong_obs_shape",
+    "nan",
+    "lengths_sum",
+    "missing_observations",
+    "single_observation_episode",
+    "empty",
+]
+
+
+def assert_one_line_error(result, *words: str) -> str:
+    assert result.returncode == 2, f"exit {result.returncode}; stderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    lines = stderr_lines(result)
+    assert len(lines) == 1, f"stderr is not one line:\n{result.stderr}"
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", CLI_BROKEN_FILES)
+def test_broken_expert_file_exits_2_with_one_line(tmp_path, make_broken_file, kind):
+    path, words = make_broken_file(kind)
+    summary = tmp_path / "summary.json"
+    result = run_bco(["run", "--data.expert_path", str(path), "--summary_path", str(summary)], cwd=tmp_path)
+    line = assert_one_line_error(result)
+    assert_names_problem(line, path, words)
+    assert not summary.exists()
+    assert not list(tmp_path.rglob("summary.json"))
+
+
+def test_nonexistent_expert_file_exits_2(tmp_path):
+    path = tmp_path / "missing.npz"
+    result = run_bco(["run", "--data.expert_path", str(path), "--summary_path", str(tmp_path / "s.json")], cwd=tmp_path)
+    assert_names_problem(assert_one_line_error(result), path, ("not found",))
+
+
+def test_python_dash_m_launcher_also_gives_one_line(tmp_path, make_broken_file):
+    """`python -m bco_lightning.cli` makes cli.py `__main__`, where Python shows DeprecationWarnings."""
+    path, words = make_broken_file("nan")
+    summary = tmp_path / "summary.json"
+    result = run_bco(
+        ["run", "--data.expert_path", str(path), "--summary_path", str(summary)], cwd=tmp_path, launcher="module"
+    )
+    assert_names_problem(assert_one_line_error(result), path, words)
+    assert not summary.exists()
+
+
+def test_unknown_env_id_exits_2(tmp_path):
+    result = run_bco(["run", "--data.env_id", "NoSuchEnv-v0", "--summary_path", str(tmp_path / "s.json")], cwd=tmp_path)
+    assert_one_line_error(result, "NoSuchEnv-v0")
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_negative_alpha_exits_2(tmp_path):
+    result = run_bco(["run", "--alpha", "-1", "--summary_path", str(tmp_path / "s.json")], cwd=tmp_path)
+    assert_one_line_error(result, "alpha")
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_run_help_lists_contract_flags(tmp_path):
+    result = run_bco(["run", "--help"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for flag in (
+        "--data.env_id",
+        "--data.env_kwargs",
+        "--data.expert_path",
+        "--seed_everything",
+        "--alpha",
+        "--iterations",
+        "--summary_path",
+        "--resume",
+        "--config",
+        "--print_config",
+        "--trainer.accelerator",
+        "--trainer.devices",
+        "--trainer.strategy",
+        "--trainer.num_nodes",
+    ):
+        assert flag in result.stdout, flag
+
+
+def test_print_config_is_yaml_and_config_file_round_trips(tmp_path):
+    result = run_bco(["run", "--print_config"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "env_id: CartPole-v1" in result.stdout
+    assert "alpha:" in result.stdout
+    config = yaml.safe_load(result.stdout)
+    assert config["data"]["env_id"] == "CartPole-v1"
+    assert {"alpha", "iterations", "summary_path", "seed_everything", "data", "idm", "policy", "trainer"} <= set(config)
+
+    # The printed config is a valid --config file; dotted overrides after it win.
+    config["alpha"] = 0.25
+    config["iterations"] = 2
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    again = run_bco(["run", "--config", str(config_file), "--data.pre_demo_steps", "1234", "--print_config"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    reparsed = yaml.safe_load(again.stdout)
+    assert reparsed["alpha"] == 0.25 and reparsed["iterations"] == 2
+    assert reparsed["data"]["pre_demo_steps"] == 1234

@@ -1,0 +1,170 @@
+"""`BCODataModule`: collection, splits, batches, shapes for the models, and its refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from bco_lightning.data.datamodule import BCODataModule
+from bco_lightning.data.expert_file import ExpertFileError
+from bco_lightning.envs import ConfigError
+from bco_lightning.idm import IDMModule
+from bco_lightning.policy import BCPolicyModule
+
+
+def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **kwargs,
+    )
+
+
+def all_batches(loader) -> dict[str, torch.Tensor]:
+    batches = list(loader)
+    return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
+
+
+def rows(tensors: dict[str, torch.Tensor]) -> set[bytes]:
+    """Each transition as bytes, to compare splits as sets."""
+    flat = torch.cat([tensors[k].reshape(len(tensors[k]), -1).double() for k in sorted(tensors)], dim=1)
+    return {row.numpy().tobytes() for row in flat}
+
+
+@pytest.fixture
+def cartpole_data(cartpole_file) -> BCODataModule:
+    data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), pre_demo_steps=2000, num_envs=4, seed=0)
+    data.setup("fit")
+    return data
+
+
+def test_idm_splits_are_disjoint_and_cover_all_transitions(cartpole_data):
+    assert len(cartpole_data.interaction) == 2000
+    train = all_batches(cartpole_data.train_dataloader())
+    val = all_batches(cartpole_data.val_dataloader())
+    assert len(train["obs"]) == 1800 and len(val["obs"]) == 200
+    train_rows, val_rows = rows(train), rows(val)
+    assert len(train_rows) == 1800 and len(val_rows) == 200  # no transition served twice
+    assert not train_rows & val_rows
+    everything = {
+        "obs": torch.from_numpy(cartpole_data.interaction.observations),
+        "next_obs": torch.from_numpy(cartpole_data.interaction.next_observations),
+        "action": torch.from_numpy(cartpole_data.interaction.actions),
+    }
+    assert train_rows | val_rows == rows(everything)
+    # the split is fixed: a second call serves the same validation transitions
+    assert rows(all_batches(cartpole_data.val_dataloader())) == val_rows
+
+
+def test_train_batches_have_model_shapes(cartpole_data):
+    loader = cartpole_data.train_dataloader()
+    batches = list(loader)
+    assert len(batches) == len(loader) == int(np.ceil(1800 / 256))
+    first = batches[0]
+    assert set(first) == {"obs", "next_obs", "action"}
+    assert first["obs"].shape == (256, 4) and first["obs"].dtype == torch.float32
+    assert first["next_obs"].shape == (256, 4)
+    assert first["action"].shape == (256,) and first["action"].dtype == torch.int64
+    assert batches[-1]["obs"].shape == (1800 - 256 * 7, 4)
+    # a fresh permutation each epoch
+    assert not torch.equal(first["obs"], next(iter(loader))["obs"])
+
+
+def test_predict_pairs_stay_inside_expert_episodes(cartpole_data, cartpole_demos):
+    pairs = all_batches(cartpole_data.predict_dataloader())
+    assert len(pairs["obs"]) == cartpole_demos.num_transitions
+    # consecutive expert states of one episode: the kinematic CartPole step holds exactly
+    obs, next_obs = pairs["obs"].double(), pairs["next_obs"].double()
+    error = (next_obs[:, 0] - (obs[:, 0] + 0.02 * obs[:, 1])).abs()
+    assert error.max() < 1e-4
+
+
+def test_model_shapes_discrete(cartpole_file):
+    data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), pre_demo_steps=10)
+    assert data.model_shapes == {"obs_dim": 4, "action_dim": 2, "discrete": True, "action_low": None, "action_high": None}
+
+
+def test_model_shapes_continuous(pendulum_file):
+    data = BCODataModule(env_id="Pendulum-v1", expert_path=str(pendulum_file), pre_demo_steps=10)
+    assert data.model_shapes == {"obs_dim": 3, "action_dim": 1, "discrete": False, "action_low": [-2.0], "action_high": [2.0]}
+    # the shapes build working models
+    idm = IDMModule(**data.model_shapes, hidden_sizes=[8])
+    assert idm({"obs": torch.zeros(2, 3), "next_obs": torch.zeros(2, 3)}).shape == (2, 1)
+
+
+def test_continuous_batches(pendulum_file):
+    data = BCODataModule(env_id="Pendulum-v1", expert_path=str(pendulum_file), pre_demo_steps=500, num_envs=2, batch_size=64)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert batch["obs"].shape == (64, 3) and batch["action"].shape == (64, 1)
+    assert batch["action"].dtype == torch.float32
+
+
+def test_expert_obs_shape_mismatch_is_refused_before_any_rollout(pendulum_file):
+    data = BCODataModule(env_id="CartPole-v1", expert_path=str(pendulum_file), pre_demo_steps=2000)
+    with pytest.raises(ExpertFileError) as info:
+        data.setup("fit")
+    assert str(pendulum_file) in str(info.value)
+    assert "(3,)" in str(info.value) and "(4,)" in str(info.value)
+    assert data.interaction is None
+
+
+def test_policy_stage_without_labels_or_idm_checkpoint_is_a_config_error(tmp_path, cartpole_file):
+    data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), pre_demo_steps=200)
+    policy = BCPolicyModule(**data.model_shapes, hidden_sizes=[8])
+    with pytest.raises(ConfigError, match="idm_checkpoint"):
+        quiet_trainer(tmp_path, max_epochs=1).fit(policy, datamodule=data)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"pre_demo_steps": 0}, {"val_fraction": 1.0}, {"val_fraction": 0.0}, {"batch_size": 0}, {"max_expert_episodes": 0}],
+)
+def test_bad_settings_are_config_errors(cartpole_file, kwargs):
+    with pytest.raises(ConfigError):
+        BCODataModule(expert_path=str(cartpole_file), **kwargs)
+
+
+def test_unknown_env_is_a_config_error(cartpole_file):
+    with pytest.raises(ConfigError, match="NoSuchEnv-v0"):
+        BCODataModule(env_id="NoSuchEnv-v0", expert_path=str(cartpole_file))
+
+
+def test_max_expert_episodes(cartpole_file):
+    data = BCODataModule(expert_path=str(cartpole_file), pre_demo_steps=10, max_expert_episodes=2)
+    assert data.expert.num_episodes == 2
+
+
+def test_shipped_file_is_the_default_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = BCODataModule(pre_demo_steps=10)
+    assert data.expert.env_id == "CartPole-v1"
+
+
+def test_idm_checkpoint_labels_the_expert_states(tmp_path, cartpole_file, cartpole_demos):
+    """The policy stage on its own: an IDM checkpoint labels the expert file (most likely action)."""
+    pl.seed_everything(0, verbose=False)
+    data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), pre_demo_steps=2000, num_envs=4, seed=0)
+    idm = IDMModule(**data.model_shapes, hidden_sizes=[64, 64], lr=3e-3)
+    trainer = quiet_trainer(tmp_path, max_epochs=5, enable_checkpointing=False)
+    trainer.fit(idm, datamodule=data)
+    checkpoint = tmp_path / "idm.ckpt"
+    trainer.save_checkpoint(checkpoint)
+
+    policy_data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), idm_checkpoint=str(checkpoint), seed=0)
+    policy = BCPolicyModule(**policy_data.model_shapes, hidden_sizes=[32])
+    quiet_trainer(tmp_path, max_epochs=1, enable_checkpointing=False).fit(policy, datamodule=policy_data)
+    labels = policy_data.expert_labels
+    assert labels.shape == (cartpole_demos.num_transitions,)
+    assert policy_data.interaction is None  # the policy stage needs no rollouts
+    # the labels are the demonstrator's actions (diagnostics only: they were never trained on)
+    assert np.mean(labels == cartpole_demos.actions) > 0.95
+    # the policy trained on them: its batches are expert states with those labels
+    batch = next(iter(policy_data.train_dataloader()))
+    assert set(batch) >= {"obs", "action"} and batch["obs"].shape[1] == 4

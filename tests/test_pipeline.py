@@ -1,0 +1,185 @@
+"""End-to-end BCO runs on real environments: they learn, and leave a summary, checkpoints and logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from bco_lightning.cli import main
+from bco_lightning.data.datamodule import BCODataModule
+from bco_lightning.data.expert_file import save_expert_file
+from bco_lightning.data.rollouts import evaluate_policy
+from bco_lightning.demonstrators import pendulum_controller, record_episodes
+from bco_lightning.idm import IDMModule
+from bco_lightning.pipeline import BCORun, RunSettings
+from bco_lightning.policy import BCPolicyModule
+from conftest import SHIPPED_CARTPOLE
+
+SUMMARY_KEYS = {
+    "env_id",
+    "eval_return_mean",
+    "eval_return_std",
+    "eval_episodes",
+    "demonstrator_return",
+    "random_return",
+    "normalized_score",
+    "env_steps",
+    "idm_label_accuracy",
+    "wall_seconds",
+    "log_dir",
+    "idm_checkpoint",
+    "policy_checkpoint",
+    "world_size",
+}
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in every TensorBoard event file under `run_dir`, as tag -> [(step, value)]."""
+    found: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(run_dir.rglob("events.out.tfevents*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            found.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+    return found
+
+
+def make_run(data: BCODataModule, log_root: Path, **settings) -> BCORun:
+    pl.seed_everything(0, verbose=False)
+    shapes = data.model_shapes
+    return BCORun(
+        data,
+        IDMModule(**shapes),
+        BCPolicyModule(**shapes),
+        RunSettings(seed=0, log_root=str(log_root), **settings),
+        {"accelerator": "cpu", "devices": 1},
+    )
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory):
+    """BCO(0) on CartPole with the shipped demonstrations and a small exploration budget."""
+    root = tmp_path_factory.mktemp("cartpole")
+    data = BCODataModule(env_id="CartPole-v1", expert_path=str(SHIPPED_CARTPOLE), pre_demo_steps=5000, seed=0)
+    run = make_run(
+        data, root / "logs", alpha=0.0, iterations=0, eval_episodes=5, idm_max_epochs=20, policy_max_epochs=50,
+        summary_path=str(root / "copy" / "summary.json"),
+    )
+    summary = run.run()
+    return run, summary, root
+
+
+def test_cartpole_learns(cartpole_run):
+    _, summary, _ = cartpole_run
+    assert summary["normalized_score"] >= 0.95, summary
+    assert summary["eval_return_mean"] >= 475
+    assert summary["eval_episodes"] == 5
+    assert summary["demonstrator_return"] == pytest.approx(500.0)
+    assert summary["random_return"] < 60
+    expected = (summary["eval_return_mean"] - summary["random_return"]) / (summary["demonstrator_return"] - summary["random_return"])
+    assert summary["normalized_score"] == pytest.approx(expected)
+    assert summary["env_steps"] == 5000  # BCO(0): pre-demonstration interaction only
+    assert summary["idm_label_accuracy"] >= 0.95  # the shipped file has the true actions
+    assert summary["world_size"] == 1
+
+
+def test_summary_json_has_contract_keys(cartpole_run):
+    run, summary, root = cartpole_run
+    run_dir = Path(summary["log_dir"])
+    assert run_dir == run.run_dir.resolve() and run_dir.is_relative_to(root)
+    written = json.loads((run_dir / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(written), SUMMARY_KEYS - set(written)
+    assert written["env_id"] == "CartPole-v1"
+    assert written["eval_return_mean"] == pytest.approx(summary["eval_return_mean"])
+    assert written["wall_seconds"] > 0
+    assert json.loads((root / "copy" / "summary.json").read_text()) == written
+
+
+def test_checkpoints_load_with_normalisers(cartpole_run):
+    run, summary, _ = cartpole_run
+    idm_path, policy_path = Path(summary["idm_checkpoint"]), Path(summary["policy_checkpoint"])
+    assert idm_path.is_file() and policy_path.is_file()
+    assert idm_path.is_relative_to(summary["log_dir"]) and policy_path.is_relative_to(summary["log_dir"])
+
+    idm = IDMModule.load_from_checkpoint(idm_path, map_location="cpu")
+    policy = BCPolicyModule.load_from_checkpoint(policy_path, map_location="cpu")
+    for loaded, trained in ((idm, run.idm), (policy, run.policy)):
+        normalizer = loaded.net.obs_normalizer
+        assert bool(normalizer.fitted)
+        assert normalizer.mean.abs().max() > 1e-3, "normaliser mean is still the default 0"
+        assert not torch.allclose(normalizer.std, torch.ones_like(normalizer.std))
+        torch.testing.assert_close(normalizer.mean, trained.net.obs_normalizer.mean.cpu())
+        torch.testing.assert_close(normalizer.std, trained.net.obs_normalizer.std.cpu())
+    assert idm.hparams.obs_dim == 4 and idm.hparams.discrete is True
+    torch.testing.assert_close(idm.net.second_normalizer.mean, run.idm.net.second_normalizer.mean.cpu())
+
+    # the reloaded policy plays as well as the evaluated one, on episodes it was not evaluated on
+    result = evaluate_policy("CartPole-v1", None, policy.as_policy(), episodes=3, seed=777, num_envs=3)
+    assert result.mean_return >= 475
+
+    # the reloaded IDM labels the expert file like the run did
+    expert = run.data.expert
+    labels = idm.label(expert.observations, expert.pair_indices())
+    assert np.mean(labels == expert.actions) == pytest.approx(summary["idm_label_accuracy"], abs=1e-6)
+
+
+def test_tensorboard_has_eval_and_training_curves(cartpole_run):
+    _, summary, _ = cartpole_run
+    found = scalars(Path(summary["log_dir"]))
+    assert "eval/return_mean" in found, sorted(found)
+    ((step, value),) = found["eval/return_mean"]
+    assert step == 0
+    assert value == pytest.approx(summary["eval_return_mean"], rel=1e-5)
+    assert "val/loss" in found and "val/accuracy" in found
+    assert "eval/normalized_score" in found
+
+
+def test_bco_alpha_counts_post_demonstration_steps(tmp_path):
+    summary_path = tmp_path / "summary.json"
+    main([
+        "run",
+        "--data.expert_path", str(SHIPPED_CARTPOLE),
+        "--data.pre_demo_steps", "2000",
+        "--data.num_envs", "4",
+        "--alpha", "0.1",
+        "--iterations", "1",
+        "--eval_episodes", "2",
+        "--idm_max_epochs", "5",
+        "--policy_max_epochs", "10",
+        "--log_root", str(tmp_path / "logs"),
+        "--summary_path", str(summary_path),
+        "--trainer.accelerator", "cpu",
+    ])
+    summary = json.loads(summary_path.read_text())
+    assert summary["env_steps"] == 2000 + round(0.1 * 2000)
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["eval_episodes"] == 2
+    run_dir = Path(summary["log_dir"])
+    assert run_dir.is_relative_to(tmp_path / "logs")
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    # the final checkpoints are the second iteration's, and both iterations were evaluated
+    assert Path(summary["idm_checkpoint"]).is_file() and Path(summary["policy_checkpoint"]).is_file()
+    assert summary["idm_checkpoint"] != summary["policy_checkpoint"]
+    steps = sorted(step for step, _ in scalars(run_dir)["eval/return_mean"])
+    assert steps == [0, 1]
+
+
+@pytest.mark.slow
+def test_pendulum_continuous_run_learns(tmp_path):
+    """Box actions: record 10 scripted Pendulum episodes and run `bco run`'s defaults on them."""
+    demos = record_episodes("Pendulum-v1", pendulum_controller, episodes=10, seed=0)
+    path = save_expert_file(tmp_path / "pendulum.npz", demos)
+    data = BCODataModule(env_id="Pendulum-v1", expert_path=str(path), seed=0)
+    summary = make_run(data, tmp_path / "logs").run()
+    assert summary["idm_label_accuracy"] is not None and summary["idm_label_accuracy"] > 0.9
+    stages = [(h["stage"], h["epochs"]) for h in summary.get("history", [])]
+    assert summary["normalized_score"] >= 0.9, (
+        f"normalized_score {summary['normalized_score']:.3f}: return {summary['eval_return_mean']:.1f}, "
+        f"demonstrator {summary['demonstrator_return']:.1f}, random {summary['random_return']:.1f}; epochs per stage {stages}"
+    )

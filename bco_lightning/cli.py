@@ -20,6 +20,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from bco_lightning.action_model import ActionModel
+from bco_lightning.atomic import atomic_write
 from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.expert_file import ExpertFileError, save_expert_file
 from bco_lightning.data.rollouts import RolloutError
@@ -62,7 +63,8 @@ def run_parser() -> ArgumentParser:
         default=1,
         help="torch intra-op threads; small MLPs gain nothing from more, and several collapse when other processes share the cores",
     )
-    parser.add_argument("--resume", type=str | None, default=None, help="continue an interrupted run in its log folder")
+    parser.add_argument("--resume", type=str | None, default=None, help="continue an interrupted run in its log folder (its saved config is used)")
+    parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing --summary_path")
     parser.add_class_arguments(RunSettings, nested_key=None, as_group=False, skip={"seed"})
     parser.add_class_arguments(BCODataModule, "data", skip={"seed"})
     parser.add_class_arguments(IDMModule, "idm")
@@ -74,20 +76,39 @@ def run_parser() -> ArgumentParser:
     return parser
 
 
+def _resumed_config(parser: ArgumentParser, cfg: Namespace) -> Namespace:
+    """The interrupted run's own saved config; only --overwrite and --torch_threads come from now."""
+    config = Path(cfg.resume) / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(f"{cfg.resume}: not a run folder to resume (no config.yaml); expected lightning_logs/<env_id>/version_N")
+    saved = parser.parse_args(["--config", str(config)])
+    saved.resume, saved.overwrite, saved.torch_threads = cfg.resume, cfg.overwrite, cfg.torch_threads
+    return saved
+
+
 def run_command(argv: list[str]) -> dict[str, Any]:
     parser = run_parser()
     cfg = parser.parse_args(argv)
     if cfg.resume is not None:
-        raise ConfigError("--resume is not supported yet: rerun the command without it")
+        cfg = _resumed_config(parser, cfg)
     if cfg.torch_threads < 1:
         raise ConfigError(f"--torch_threads must be >= 1, got {cfg.torch_threads}")
+    if cfg.summary_path and Path(cfg.summary_path).exists() and not cfg.overwrite:
+        raise ConfigError(f"{cfg.summary_path} exists; pass --overwrite true to replace it, or choose another --summary_path")
     torch.set_num_threads(cfg.torch_threads)
     pl.seed_everything(cfg.seed_everything, workers=True, verbose=False)
     init = parser.instantiate(cfg)
     settings = RunSettings(seed=cfg.seed_everything, **{k: cfg[k] for k in RunSettings.__dataclass_fields__ if k != "seed"})
     init.data.seed = cfg.seed_everything
     trainer_kwargs = init.trainer.as_dict() if isinstance(init.trainer, Namespace) else dict(init.trainer)
-    summary = BCORun(init.data, init.idm, init.policy, settings, trainer_kwargs).run()
+    init.data.expert  # refuse a bad expert file before a run folder is made
+    run = BCORun(init.data, init.idm, init.policy, settings, trainer_kwargs, run_dir=cfg.resume)
+    if cfg.resume is None:
+        saved = cfg.clone()
+        saved.resume, saved.overwrite = None, False
+        text = parser.dump(saved)
+        atomic_write(run.run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
+    summary = run.run()
     score = summary["normalized_score"]
     print(
         f"{summary['env_id']}: return {summary['eval_return_mean']:.1f} +- {summary['eval_return_std']:.1f} "
@@ -146,14 +167,16 @@ def stage_command(argv: list[str]) -> None:
 COMMANDS: dict[str, Callable[[list[str]], Any]] = {"run": run_command, "record": record_command}
 
 
-def quiet_lightning() -> None:
-    """Keep the console to what a user acts on: Lightning's banners and known-harmless warnings go."""
+def quiet_console() -> None:
+    """Keep the console to what a user acts on: Lightning's banners and known-harmless warnings go,
+    and so do gymnasium's passive-checker warnings (a bad observation is reported as an error)."""
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter.*")
+    warnings.filterwarnings("ignore", module=r"gymnasium\.utils\.passive_env_checker")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -162,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     command, rest = argv[0], argv[1:]
-    quiet_lightning()
+    quiet_console()
     if command not in COMMANDS and command not in STAGE_SUBCOMMANDS:
         print(f"bco: error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
         sys.exit(2)

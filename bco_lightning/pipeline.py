@@ -7,28 +7,31 @@ once `max_epochs` is reached.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from bco_lightning.action_model import ActionModel
-from bco_lightning.atomic import write_json_atomic
+from bco_lightning.atomic import atomic_write, write_json_atomic
 from bco_lightning.callbacks import EnvEvaluationCallback, RelativeEarlyStopping, RestoreBestWeights, normalized_score
 from bco_lightning.data.datamodule import BCODataModule
-from bco_lightning.data.rollouts import collect_transitions
+from bco_lightning.data.rollouts import Transitions, collect_transitions
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
 from bco_lightning.policy import BCPolicyModule
 
 EVAL_SEED_OFFSET = 10_000
 POST_DEMO_SEED_OFFSET = 1_000
+UNIT_SEED_STRIDE = 7_919
 
 
 @dataclass(frozen=True)
@@ -98,23 +101,65 @@ def changed_trainer_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in defaults or v != defaults[k]}
 
 
-class BCORun:
-    """One `bco run`: owns the stage Trainers, the loggers and the summary."""
+@dataclass
+class RunProgress:
+    """What a run has finished; saved as `state/progress.json` after every unit of work.
 
-    def __init__(self, data: BCODataModule, idm: IDMModule, policy: BCPolicyModule, settings: RunSettings, trainer_kwargs: dict[str, Any] | None = None) -> None:
+    The files a finished unit leaves (interaction transitions, model weights) are written first,
+    each atomically, and this record last: it is the commit point a resumed run trusts.
+    """
+
+    completed: list[str] = field(default_factory=list)
+    env_steps: int = 0
+    pre_demo_steps: int = 0
+    random_return: float | None = None
+    eval_returns: list[float] = field(default_factory=list)
+    eval_lengths: list[int] = field(default_factory=list)
+    idm_checkpoint: str = ""
+    policy_checkpoint: str = ""
+    world_size: int = 1
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @staticmethod
+    def load(path: Path) -> RunProgress:
+        return RunProgress(**json.loads(path.read_text())) if path.exists() else RunProgress()
+
+
+class BCORun:
+    """One `bco run`: a sequence of units of work, each checkpointed so that `--resume` continues.
+
+    Units: `collect-0` (pre-demonstration rollouts), then per iteration k `idm-k` (train the IDM),
+    `policy-k` (label, train the policy, evaluate) and, for k >= 1, `collect-k` before them
+    (post-demonstration rollouts). Each unit re-seeds every RNG from (seed, unit), so a unit replayed
+    after a crash computes exactly what it would have computed the first time.
+    """
+
+    def __init__(
+        self,
+        data: BCODataModule,
+        idm: IDMModule,
+        policy: BCPolicyModule,
+        settings: RunSettings,
+        trainer_kwargs: dict[str, Any] | None = None,
+        run_dir: str | Path | None = None,
+    ) -> None:
         self.data = data
         self.idm = idm
         self.policy = policy
         self.settings = settings
         self.trainer_kwargs = changed_trainer_kwargs(trainer_kwargs or {})
-        self.run_logger = TensorBoardLogger(settings.log_root, name=data.env_id, default_hp_metric=False)
+        if run_dir is None:
+            self.run_logger = TensorBoardLogger(settings.log_root, name=data.env_id, default_hp_metric=False)
+        else:
+            run_dir = Path(run_dir)
+            self.run_logger = TensorBoardLogger(run_dir.parent.parent, name=run_dir.parent.name, version=run_dir.name, default_hp_metric=False)
         self.run_dir = Path(self.run_logger.log_dir)
-        self.world_size = 1
-        self.history: list[dict[str, Any]] = []
+        self.state_dir = self.run_dir / "state"
+        self.progress = RunProgress.load(self.state_dir / "progress.json")
 
     def _stage_logger(self, sub_dir: str) -> TensorBoardLogger:
         return TensorBoardLogger(
-            self.settings.log_root, name=self.data.env_id, version=self.run_logger.version, sub_dir=sub_dir, default_hp_metric=False
+            self.run_logger.save_dir, name=self.run_logger.name, version=self.run_logger.version, sub_dir=sub_dir, default_hp_metric=False
         )
 
     def _epochs_per_validation(self) -> int:
@@ -159,18 +204,50 @@ class BCORun:
         self.data.stage = module.data_stage
         trainer = self._trainer(name, iteration, max_epochs, extra_callbacks)
         trainer.fit(module, datamodule=self.data)
-        self.world_size = trainer.world_size
+        self.progress.world_size = trainer.world_size
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        self.history.append({"iteration": iteration, "stage": name, "epochs": trainer.current_epoch, **metrics})
-        return trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
+        self.progress.history.append({"iteration": iteration, "stage": name, "epochs": trainer.current_epoch, **metrics})
+        return str(Path(trainer.checkpoint_callback.best_model_path).resolve())  # type: ignore[union-attr]
 
+    # Persistence -------------------------------------------------------------------------------
+    def _save_interaction(self) -> None:
+        interaction = self.data.interaction
+        assert interaction is not None
+        atomic_write(
+            self.state_dir / "interaction.npz",
+            lambda handle: np.savez(handle, observations=interaction.observations, actions=interaction.actions, next_observations=interaction.next_observations),
+        )
+
+    def _save_module(self, module: ActionModel, name: str) -> None:
+        atomic_write(self.state_dir / f"{name}.pt", lambda handle: torch.save(module.state_dict(), handle))
+
+    def _commit(self, unit: str) -> None:
+        self.progress.completed.append(unit)
+        write_json_atomic(self.state_dir / "progress.json", asdict(self.progress))
+
+    def _restore(self) -> None:
+        """Load what the completed units left: transitions and the latest weights of each model."""
+        path = self.state_dir / "interaction.npz"
+        if self.progress.completed and path.exists():
+            with np.load(path) as saved:
+                self.data.interaction = Transitions(saved["observations"], saved["actions"], saved["next_observations"])
+        for name, module in (("idm", self.idm), ("policy", self.policy)):
+            if any(unit.startswith(f"{name}-") for unit in self.progress.completed):
+                module.load_state_dict(torch.load(self.state_dir / f"{name}.pt", map_location=module.device, weights_only=True))
+
+    def _unit(self, name: str, index: int) -> bool:
+        """True when `name` still has to run; seeds every RNG for it so that a replay matches."""
+        if name in self.progress.completed:
+            return False
+        pl.seed_everything(self.settings.seed + UNIT_SEED_STRIDE * index, workers=True, verbose=False)
+        return True
+
+    # The loop -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         start = time.perf_counter()
-        s, data = self.settings, self.data
+        s, data, progress = self.settings, self.data, self.progress
         expert = data.expert  # refuse a bad file before any work
-        env_steps = data.collect_pre_demonstration()
-        pre_demo_steps = env_steps
-        post_per_iteration = int(round(s.alpha * pre_demo_steps))
+        self._restore()
         evaluation = EnvEvaluationCallback(
             data.env_id,
             data.env_kwargs,
@@ -178,50 +255,72 @@ class BCORun:
             seed=s.seed + EVAL_SEED_OFFSET,
             num_envs=data.num_envs,
             demonstrator_return=expert.demonstrator_return,
+            random_return=progress.random_return,
             logger=self._stage_logger("eval"),
         )
-        idm_checkpoint = policy_checkpoint = ""
+        unit_index = 0
         for iteration in range(s.iterations + 1):
-            if iteration > 0:
-                explore = self.policy.as_policy(deterministic=False, seed=s.seed + iteration)
-                seed = s.seed + POST_DEMO_SEED_OFFSET * iteration
-                data.add_interaction(collect_transitions(data.env_id, data.env_kwargs, post_per_iteration, seed, explore, data.num_envs))
-                env_steps += post_per_iteration
-            idm_checkpoint = self._fit(self.idm, "idm", iteration, s.idm_max_epochs)
-            data.expert_labels = self.idm.label(expert.observations, data.expert_pairs)
-            evaluation.log_step = iteration
-            policy_checkpoint = self._fit(self.policy, "policy", iteration, s.policy_max_epochs, [evaluation])
-            result = evaluation.result
-            self.history[-1].update(evaluation.metrics() if result is not None else {})
-            self.history[-1]["env_steps"] = env_steps
+            if self._unit(f"collect-{iteration}", unit_index):
+                if iteration == 0:
+                    progress.pre_demo_steps = data.collect_pre_demonstration()
+                    progress.env_steps = progress.pre_demo_steps
+                else:
+                    steps = int(round(s.alpha * progress.pre_demo_steps))
+                    explore = self.policy.as_policy(deterministic=False, seed=s.seed + iteration)
+                    seed = s.seed + POST_DEMO_SEED_OFFSET * iteration
+                    data.add_interaction(collect_transitions(data.env_id, data.env_kwargs, steps, seed, explore, data.num_envs))
+                    progress.env_steps += steps
+                self._save_interaction()
+                self._commit(f"collect-{iteration}")
+            if self._unit(f"idm-{iteration}", unit_index + 1):
+                progress.idm_checkpoint = self._fit(self.idm, "idm", iteration, s.idm_max_epochs)
+                self._save_module(self.idm, "idm")
+                self._commit(f"idm-{iteration}")
+            if self._unit(f"policy-{iteration}", unit_index + 2):
+                data.expert_labels = self.idm.label(expert.observations, data.expert_pairs)
+                evaluation.log_step = iteration
+                progress.policy_checkpoint = self._fit(self.policy, "policy", iteration, s.policy_max_epochs, [evaluation])
+                assert evaluation.result is not None
+                progress.random_return = evaluation.random_return
+                progress.eval_returns = evaluation.result.returns.tolist()
+                progress.eval_lengths = evaluation.result.lengths.tolist()
+                progress.history[-1].update(evaluation.metrics())
+                progress.history[-1]["env_steps"] = progress.env_steps
+                self._save_module(self.policy, "policy")
+                self._commit(f"policy-{iteration}")
+            unit_index += 3
+        return self._summarize(time.perf_counter() - start)
 
-        assert evaluation.result is not None
+    def _summarize(self, wall_seconds: float) -> dict[str, Any]:
+        s, data, progress, expert = self.settings, self.data, self.progress, self.data.expert
+        returns = np.asarray(progress.eval_returns)
+        mean_return, std_return = float(returns.mean()), float(returns.std())
         codec = self.idm.codec
+        labels = self.idm.label(expert.observations, data.expert_pairs)
         half_range = None if codec.discrete else codec.half_range.cpu().numpy()
-        true_actions = None if expert.actions is None else expert.actions
         summary = {
             "env_id": data.env_id,
-            "eval_return_mean": evaluation.result.mean_return,
-            "eval_return_std": evaluation.result.std_return,
-            "eval_episodes": int(evaluation.result.returns.shape[0]),
+            "eval_return_mean": mean_return,
+            "eval_return_std": std_return,
+            "eval_episodes": int(returns.shape[0]),
             "demonstrator_return": expert.demonstrator_return,
-            "random_return": evaluation.random_return,
-            "normalized_score": normalized_score(evaluation.result.mean_return, evaluation.random_return, expert.demonstrator_return),
-            "env_steps": env_steps,
-            "pre_demo_steps": pre_demo_steps,
-            "post_demo_steps": env_steps - pre_demo_steps,
-            "idm_label_accuracy": label_accuracy(data.expert_labels, true_actions, codec.discrete, half_range),
+            "random_return": progress.random_return,
+            "normalized_score": normalized_score(mean_return, progress.random_return, expert.demonstrator_return),
+            "env_steps": progress.env_steps,
+            "pre_demo_steps": progress.pre_demo_steps,
+            "post_demo_steps": progress.env_steps - progress.pre_demo_steps,
+            "idm_label_accuracy": label_accuracy(labels, expert.actions, codec.discrete, half_range),
             "expert_episodes": expert.num_episodes,
             "expert_transitions": expert.num_transitions,
             "alpha": s.alpha,
             "iterations": s.iterations,
             "seed": s.seed,
-            "world_size": self.world_size,
-            "idm_checkpoint": str(Path(idm_checkpoint).resolve()) if idm_checkpoint else None,
-            "policy_checkpoint": str(Path(policy_checkpoint).resolve()) if policy_checkpoint else None,
+            "world_size": progress.world_size,
+            "idm_checkpoint": progress.idm_checkpoint or None,
+            "policy_checkpoint": progress.policy_checkpoint or None,
             "log_dir": str(self.run_dir.resolve()),
-            "history": self.history,
-            "wall_seconds": time.perf_counter() - start,
+            "history": progress.history,
+            "wall_seconds": wall_seconds,
         }
         write_json_atomic(self.run_dir / "summary.json", summary)
         if s.summary_path:

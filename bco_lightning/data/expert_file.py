@@ -20,7 +20,7 @@ REQUIRED_KEYS = ("observations", "episode_lengths")
 OPTIONAL_KEYS = ("episode_returns", "env_id", "actions")
 # A zip member larger than this is refused before it is read, so that a corrupt or hostile header
 # cannot make the loader allocate without bound.
-MAX_MEMBER_BYTES = 8 * 1024**3
+MAX_MEMBER_BYTES = 4 * 1024**3
 
 
 class ExpertFileError(ValueError):
@@ -116,6 +116,12 @@ def _format_problems(demos: ExpertDemonstrations) -> str:
             f"episode {bad} has {int(lengths[bad])} observation(s) in 'episode_lengths': "
             "each episode needs at least 2 (first and last included)"
         )
+    if np.any(lengths > obs.shape[0]):
+        bad = int(np.argmax(lengths > obs.shape[0]))
+        return (
+            f"episode {bad} claims {int(lengths[bad])} observations in 'episode_lengths' but "
+            f"'observations' has only {obs.shape[0]} rows"
+        )
     total = int(lengths.astype(np.int64).sum())
     if total != obs.shape[0]:
         return (
@@ -145,13 +151,30 @@ def _format_problems(demos: ExpertDemonstrations) -> str:
 
 
 def _read_member(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+    """One `.npy` member, refusing any whose header promises more data than the member holds.
+
+    numpy allocates what the header says before reading, so a corrupt header could otherwise ask
+    for terabytes; memory stays bounded by the member's real size.
+    """
     info = archive.getinfo(name)
     if info.file_size > MAX_MEMBER_BYTES:
-        raise ValueError(f"member {name!r} claims {info.file_size} bytes, over the limit")
+        raise ValueError(f"member {name!r} claims {info.file_size} bytes, over the {MAX_MEMBER_BYTES}-byte limit")
     with archive.open(info) as member:
         data = member.read()
-    array = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-    return array
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    if dtype.hasobject:
+        raise ValueError(f"member {name!r} holds Python objects; expected numeric or string arrays")
+    expected = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    available = len(data) - stream.tell()
+    if expected > available:
+        raise ValueError(f"member {name!r} is truncated: its header promises {expected} bytes, it holds {available}")
+    stream.seek(0)
+    return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 def load_expert_file(path: str | os.PathLike) -> ExpertDemonstrations:

@@ -1,0 +1,94 @@
+"""Reliability: same seed gives the same summary; a run killed with SIGKILL resumes to that summary."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI_ENV, bco_console_script, run_bco, stderr_lines
+
+# Keys that name places or time, not results.
+VOLATILE = {"wall_seconds", "log_dir", "idm_checkpoint", "policy_checkpoint"}
+
+
+def small_run_args(expert: Path, summary: Path) -> list[str]:
+    return [
+        "run", "--data.expert_path", str(expert), "--data.pre_demo_steps", "3000",
+        "--alpha", "0.1", "--iterations", "3", "--eval_episodes", "4",
+        "--idm_max_epochs", "4", "--policy_max_epochs", "4", "--seed_everything", "3",
+        "--summary_path", str(summary),
+    ]
+
+
+def stable(summary_path: Path) -> dict:
+    summary = json.loads(summary_path.read_text())
+    return {k: v for k, v in summary.items() if k not in VOLATILE}
+
+
+def test_same_seed_gives_identical_summaries(tmp_path: Path, cartpole_file: Path) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    for summary in (first, second):
+        result = run_bco(small_run_args(cartpole_file, summary), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert stable(first) == stable(second)
+    assert len(stable(first)["history"]) == 8  # 4 iterations x (IDM, policy)
+
+
+def test_existing_summary_is_kept_without_overwrite(tmp_path: Path, cartpole_file: Path) -> None:
+    summary = tmp_path / "summary.json"
+    summary.write_text("mine")
+    result = run_bco(small_run_args(cartpole_file, summary), cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(stderr_lines(result)) == 1 and "--overwrite" in result.stderr
+    assert summary.read_text() == "mine"
+
+
+def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
+    result = run_bco(["run", "--resume", str(tmp_path)], cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(stderr_lines(result)) == 1 and "config.yaml" in result.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_five_times_then_resume_gives_the_uninterrupted_summary(tmp_path: Path, cartpole_file: Path) -> None:
+    reference = tmp_path / "reference.json"
+    started = time.perf_counter()
+    (tmp_path / "ref").mkdir()
+    result = run_bco(small_run_args(cartpole_file, reference), cwd=tmp_path / "ref")
+    assert result.returncode == 0, result.stderr
+    duration = time.perf_counter() - started
+
+    workdir = tmp_path / "killed"
+    workdir.mkdir()
+    summary = tmp_path / "resumed.json"
+    run_dir = workdir / "lightning_logs" / "CartPole-v1" / "version_0"
+    rng = random.Random(0)
+    args = small_run_args(cartpole_file, summary)
+    kills = 0
+    while kills < 5:
+        process = subprocess.Popen([*bco_console_script(), *args], cwd=workdir, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.perf_counter() + 120
+        while not (run_dir / "config.yaml").exists() and process.poll() is None and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        # A quarter of an uninterrupted run at most, so that five kills land before the work is done.
+        time.sleep(rng.uniform(0.0, duration / 4))
+        if process.poll() is not None:
+            assert process.returncode == 0, process.stderr.read() if process.stderr else ''
+            break  # finished before the kill: nothing left to interrupt
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        args = ["run", "--resume", str(run_dir)]
+    else:
+        result = run_bco(args, cwd=workdir)
+        assert result.returncode == 0, result.stderr
+    assert kills == 5, "the run finished before it could be killed five times"
+    progress = json.loads((run_dir / "state" / "progress.json").read_text())
+    assert progress["completed"][-1] == "policy-3"
+    assert stable(summary) == stable(reference)

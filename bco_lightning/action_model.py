@@ -41,9 +41,9 @@ class ActionModel(pl.LightningModule):
         raise NotImplementedError
 
     def setup(self, stage: str) -> None:
-        # Statistics come from the whole training split once; later fine-tuning keeps them, so the
+        # Statistics are fitted once, on the first fit; later fine-tuning keeps them, so the
         # network's inputs keep their meaning across BCO(alpha) iterations.
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = self.trainer.datamodule
         if stage == "fit" and not self.normalizers_fitted() and datamodule is not None:
             self.fit_normalizers(datamodule.normalization_tensors())
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-ENVS = ["CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1", "InvertedPendulum-v5", "Reacher-v5"]
+ENVS = ["CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1", "InvertedPendulum-v5", "Reacher-v5", "HalfCheetah-v5"]
 
 
 def run_once(env_id: str, seed: int, workdir: Path) -> dict:
@@ -25,7 +25,7 @@ def run_once(env_id: str, seed: int, workdir: Path) -> dict:
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "bco_lightning.cli", "run", "--data.env_id", env_id, "--data.expert_path", str(ROOT / "data" / f"{env_id}.npz"),
-         "--seed_everything", str(seed), "--summary_path", str(summary)],
+         "--seed_everything", str(seed), "--summary_path", str(summary), "--overwrite", "true"],
         cwd=workdir, check=True, capture_output=True,
     )
     result = json.loads(summary.read_text())
@@ -43,6 +43,9 @@ def main() -> None:
             "|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for env_id in args.envs:
+            if not (ROOT / "data" / f"{env_id}.npz").exists():
+                print(f"skipping {env_id}: no data/{env_id}.npz", flush=True)
+                continue
             runs = [run_once(env_id, seed, Path(tmp)) for seed in args.seeds]
             scores = [r["normalized_score"] for r in runs]
             returns = [r["eval_return_mean"] for r in runs]

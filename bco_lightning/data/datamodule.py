@@ -209,6 +209,12 @@ class BCODataModule(pl.LightningDataModule):
             "action": torch.from_numpy(self.interaction.actions),
         }
 
+    def _expert_pair_tensors(self) -> dict[str, Tensor]:
+        """Expert pairs `(s_t, s_{t+1})` inside episodes, in time order."""
+        obs = torch.from_numpy(self.expert.observations)
+        pairs = torch.from_numpy(self.expert_pairs)
+        return {"obs": obs[pairs], "next_obs": obs[pairs + 1]}
+
     def _policy_tensors(self) -> dict[str, Tensor]:
         if self.expert_labels is None:
             raise RuntimeError("the expert states are not labelled yet")
@@ -232,9 +238,7 @@ class BCODataModule(pl.LightningDataModule):
         with their tiny spread would blow up the small deviations met at evaluation time. `action`
         holds the current stage's training labels.
         """
-        obs = torch.from_numpy(self.expert.observations)
-        pairs = torch.from_numpy(self.expert_pairs)
-        parts = [{"obs": obs[pairs], "next_obs": obs[pairs + 1]}]
+        parts = [self._expert_pair_tensors()]
         if self.interaction is not None:
             parts.append(self._idm_tensors())
         tensors = {key: torch.cat([part[key] for part in parts]) for key in ("obs", "next_obs")}
@@ -257,6 +261,4 @@ class BCODataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         """Expert pairs `(s_t, s_{t+1})` in time order, for labelling with the IDM."""
-        pairs = torch.from_numpy(self.expert_pairs)
-        obs = torch.from_numpy(self.expert.observations)
-        return batch_loader(TensorDictDataset(obs=obs[pairs], next_obs=obs[pairs + 1]), self.batch_size * 16, False)
+        return batch_loader(TensorDictDataset(**self._expert_pair_tensors()), self.batch_size * 16, False)

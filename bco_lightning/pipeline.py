@@ -215,7 +215,13 @@ class BCORun:
         assert interaction is not None
         atomic_write(
             self.state_dir / "interaction.npz",
-            lambda handle: np.savez(handle, observations=interaction.observations, actions=interaction.actions, next_observations=interaction.next_observations),
+            lambda handle: np.savez(
+                handle,
+                observations=interaction.observations,
+                actions=interaction.actions,
+                obs_index=interaction.obs_index,
+                next_index=interaction.next_index,
+            ),
         )
 
     def _save_module(self, module: ActionModel, name: str) -> None:
@@ -230,7 +236,7 @@ class BCORun:
         path = self.state_dir / "interaction.npz"
         if self.progress.completed and path.exists():
             with np.load(path) as saved:
-                self.data.interaction = Transitions(saved["observations"], saved["actions"], saved["next_observations"])
+                self.data.interaction = Transitions(saved["observations"], saved["actions"], saved["obs_index"], saved["next_index"])
         for name, module in (("idm", self.idm), ("policy", self.policy)):
             if any(unit.startswith(f"{name}-") for unit in self.progress.completed):
                 module.load_state_dict(torch.load(self.state_dir / f"{name}.pt", map_location=module.device, weights_only=True))

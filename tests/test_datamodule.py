@@ -7,7 +7,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from bco_lightning.data.datamodule import BCODataModule
+from bco_lightning.data.datamodule import BatchLoader, BCODataModule, ExampleTable
 from bco_lightning.data.expert_file import ExpertFileError
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
@@ -53,8 +53,8 @@ def test_idm_splits_are_disjoint_and_cover_all_transitions(cartpole_data):
     assert len(train_rows) == 1800 and len(val_rows) == 200  # no transition served twice
     assert not train_rows & val_rows
     everything = {
-        "obs": torch.from_numpy(cartpole_data.interaction.observations),
-        "next_obs": torch.from_numpy(cartpole_data.interaction.next_observations),
+        "obs": torch.from_numpy(cartpole_data.interaction.states),
+        "next_obs": torch.from_numpy(cartpole_data.interaction.next_states),
         "action": torch.from_numpy(cartpole_data.interaction.actions),
     }
     assert train_rows | val_rows == rows(everything)
@@ -168,3 +168,29 @@ def test_idm_checkpoint_labels_the_expert_states(tmp_path, cartpole_file, cartpo
     # the policy trained on them: its batches are expert states with those labels
     batch = next(iter(policy_data.train_dataloader()))
     assert set(batch) >= {"obs", "action"} and batch["obs"].shape[1] == 4
+
+
+@pytest.mark.parametrize("size, world_size", [(1000, 2), (1001, 2), (1000, 3)])
+def test_epoch_shards_are_disjoint_and_cover_the_data(size, world_size):
+    """DDP: each rank trains on its own shard; an epoch serves no example twice across ranks."""
+    table = ExampleTable(torch.arange(size, dtype=torch.float32)[:, None], torch.arange(size), actions=torch.arange(size))
+    rows = torch.arange(size)
+    loaders = [BatchLoader(table, rows, 64, shuffle=True, seed=5, rank=r, world_size=world_size) for r in range(world_size)]
+    for epoch in range(2):
+        shards = [torch.cat([b["action"] for b in loader]) for loader in loaders]
+        assert len({len(loader) for loader in loaders}) == 1  # every rank takes the same number of steps
+        served = torch.cat(shards)
+        assert len(served.unique()) == len(served)  # disjoint
+        assert size - world_size < len(served) <= size  # all but fewer than world_size examples
+        if epoch == 0:
+            first = served
+    assert not torch.equal(first, served)  # a fresh permutation each epoch
+    # in order (validation, prediction): every row exactly once across ranks
+    ordered = [BatchLoader(table, rows, 64, shuffle=False, rank=r, world_size=world_size) for r in range(world_size)]
+    assert torch.cat([b["action"] for loader in ordered for b in loader]).sort().values.tolist() == list(range(size))
+
+
+def test_batches_gather_pairs_from_states_stored_once(cartpole_data):
+    """No copy of s and s' up front: the loader's table shares the rollout's observation memory."""
+    loader = cartpole_data.train_dataloader()
+    assert loader.table.states.data_ptr() == cartpole_data.interaction.observations.ctypes.data

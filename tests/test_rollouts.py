@@ -43,15 +43,19 @@ def test_collect_returns_exactly_n_transitions_with_shapes():
     transitions = collect_transitions("CartPole-v1", None, 1001, seed=0, num_envs=4)
     assert isinstance(transitions, Transitions)
     assert len(transitions) == 1001
-    assert transitions.observations.shape == (1001, 4) and transitions.observations.dtype == np.float32
-    assert transitions.next_observations.shape == (1001, 4) and transitions.next_observations.dtype == np.float32
+    assert transitions.states.shape == (1001, 4) and transitions.states.dtype == np.float32
+    assert transitions.next_states.shape == (1001, 4) and transitions.next_states.dtype == np.float32
+    # each observation is stored once: s' of one step is s of the next, not a second copy. The
+    # extra rows are the episodes' last observations (random episodes last about 22 steps).
+    assert len(transitions.observations) < 1.1 * 1001
+    assert np.isin(transitions.next_index, transitions.obs_index).mean() > 0.9
     assert transitions.actions.shape == (1001,) and transitions.actions.dtype == np.int64
     assert set(np.unique(transitions.actions)) == {0, 1}
 
 
 def test_collect_continuous_actions_within_bounds():
     transitions = collect_transitions("Pendulum-v1", None, 300, seed=1, num_envs=3)
-    assert transitions.observations.shape == (300, 3)
+    assert transitions.states.shape == (300, 3)
     assert transitions.actions.shape == (300, 1) and transitions.actions.dtype == np.float32
     assert np.all(np.abs(transitions.actions) <= 2.0)
 
@@ -69,13 +73,13 @@ def test_successor_check_catches_pairs_across_episodes():
 
 def test_no_transition_spans_two_episodes():
     transitions = collect_transitions("CartPole-v1", None, 2000, seed=0, num_envs=4)
-    error = cartpole_successor_error(transitions.observations, transitions.next_observations)
+    error = cartpole_successor_error(transitions.states, transitions.next_states)
     assert error.max() < 1e-4, f"{int(np.sum(error >= 1e-4))} transitions are not one-step successors"
     # Episodes do end in this data: terminal states (|theta| > 12 deg or |x| > 2.4) are kept as s'.
-    terminal = (np.abs(transitions.next_observations[:, 2]) > 0.2095) | (np.abs(transitions.next_observations[:, 0]) > 2.4)
+    terminal = (np.abs(transitions.next_states[:, 2]) > 0.2095) | (np.abs(transitions.next_states[:, 0]) > 2.4)
     assert terminal.sum() >= 50
     # ... and never used as s, since their successor would be a reset state.
-    starts_terminal = (np.abs(transitions.observations[:, 2]) > 0.2095) | (np.abs(transitions.observations[:, 0]) > 2.4)
+    starts_terminal = (np.abs(transitions.states[:, 2]) > 0.2095) | (np.abs(transitions.states[:, 0]) > 2.4)
     assert not starts_terminal.any()
 
 
@@ -90,7 +94,7 @@ def test_policy_is_called_on_batches_and_its_actions_are_recorded():
     assert set(calls) == {(5, 4)}
     assert np.all(transitions.actions == 1)
     # pushing right accelerates the cart rightwards at every step
-    assert np.all(transitions.next_observations[:, 1] > transitions.observations[:, 1])
+    assert np.all(transitions.next_states[:, 1] > transitions.states[:, 1])
 
 
 def test_seeded_collection_is_reproducible():
@@ -99,7 +103,7 @@ def test_seeded_collection_is_reproducible():
     other = collect_transitions("CartPole-v1", None, 500, seed=4, num_envs=4)
     np.testing.assert_array_equal(first.observations, second.observations)
     np.testing.assert_array_equal(first.actions, second.actions)
-    np.testing.assert_array_equal(first.next_observations, second.next_observations)
+    np.testing.assert_array_equal(first.next_states, second.next_states)
     assert not np.array_equal(first.observations, other.observations)
 
 

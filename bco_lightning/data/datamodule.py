@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bco_lightning.data.expert_file import ExpertDemonstrations, check_matches_env, load_expert_file
 from bco_lightning.data.rollouts import Transitions, collect_transitions
@@ -24,6 +24,7 @@ from bco_lightning.envs import ConfigError, EnvSpec, describe_env
 
 Stage = Literal["idm", "policy"]
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+MAX_NORMALIZATION_SAMPLES = 1_000_000
 
 
 def resolve_expert_path(expert_path: str) -> Path:
@@ -36,43 +37,85 @@ def resolve_expert_path(expert_path: str) -> Path:
     return path
 
 
-class TensorDictDataset(Dataset):
-    """Named tensors of equal length, indexed by a whole batch of indices at once."""
+@dataclass(frozen=True)
+class ExampleTable:
+    """Training examples over states stored once, fetched a whole batch of rows at a time.
 
-    def __init__(self, **tensors: Tensor) -> None:
-        lengths = {name: len(t) for name, t in tensors.items()}
-        if len(set(lengths.values())) != 1:
-            raise ValueError(f"tensors must have equal lengths, got {lengths}")
-        self.tensors = tensors
+    Example i is `obs = states[obs_index[i]]`, with `next_obs = states[next_index[i]]` (IDM) and
+    `action = actions[i]` when given. Pairs are gathered per batch, never copied up front.
+    """
+
+    states: Tensor
+    obs_index: Tensor
+    next_index: Tensor | None = None
+    actions: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("next_index", "actions"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.obs_index):
+                raise ValueError(f"{name} has {len(value)} rows, obs_index {len(self.obs_index)}")
 
     def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
+        return len(self.obs_index)
 
-    def __getitem__(self, index: Tensor) -> dict[str, Tensor]:
-        return {name: t[index] for name, t in self.tensors.items()}
+    def batch(self, rows: Tensor) -> dict[str, Tensor]:
+        batch = {"obs": self.states[self.obs_index[rows]]}
+        if self.next_index is not None:
+            batch["next_obs"] = self.states[self.next_index[rows]]
+        if self.actions is not None:
+            batch["action"] = self.actions[rows]
+        return batch
 
 
-class BatchIndexSampler(Sampler[Tensor]):
-    """Yields index tensors of whole batches: a fresh seeded permutation each epoch, or in order."""
+class BatchLoader:
+    """Batches of an `ExampleTable`, for Lightning (which takes any sized iterable as a loader).
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
-        self.size = size
+    Shuffled: a fresh seeded permutation of `rows` each epoch, the same on every rank, cut into
+    `world_size` equal shards so that no example is seen twice in an epoch and every rank takes the
+    same number of steps (up to `world_size - 1` examples sit out each epoch, different ones each
+    time). In order: rank r takes every `world_size`-th row, all rows covered.
+
+    A torch `DataLoader` with a per-sample `Dataset` would collate each example in Python; even a
+    batch sampler adds work per batch that a small MLP's step notices, so batches are one index.
+    """
+
+    def __init__(
+        self,
+        table: ExampleTable,
+        rows: Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.table = table
+        self.rows = rows
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.rank = rank
+        self.world_size = world_size
         self.generator = torch.Generator().manual_seed(seed)
 
+    def shard_size(self) -> int:
+        if self.shuffle:
+            return len(self.rows) // self.world_size
+        return len(range(self.rank, len(self.rows), self.world_size))
+
     def __len__(self) -> int:
-        return (self.size + self.batch_size - 1) // self.batch_size
+        return -(-self.shard_size() // self.batch_size)
 
-    def __iter__(self) -> Iterator[Tensor]:
-        order = torch.randperm(self.size, generator=self.generator) if self.shuffle else torch.arange(self.size)
-        yield from order.split(self.batch_size)
+    def epoch_rows(self) -> Tensor:
+        """This rank's rows for the next epoch, in the order they are served."""
+        if not self.shuffle:
+            return self.rows[self.rank :: self.world_size]
+        order = self.rows[torch.randperm(len(self.rows), generator=self.generator)]
+        return order[: self.shard_size() * self.world_size][self.rank :: self.world_size]
 
-
-def batch_loader(dataset: TensorDictDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    sampler = BatchIndexSampler(len(dataset), batch_size, shuffle, seed)
-    # batch_size=None: each sampled index tensor is one batch, fetched by a single tensor index.
-    return DataLoader(dataset, sampler=sampler, batch_size=None)
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        for rows in self.epoch_rows().split(self.batch_size):
+            yield self.table.batch(rows)
 
 
 def default_pre_demo_steps(spec: EnvSpec) -> int:
@@ -200,65 +243,76 @@ class BCODataModule(pl.LightningDataModule):
         num_val = self._num_val(size)
         return order[num_val:], order[:num_val]
 
-    def _idm_tensors(self) -> dict[str, Tensor]:
+    def _interaction_table(self) -> ExampleTable:
         if self.interaction is None:
             raise RuntimeError("no interaction transitions yet: call setup() or collect_pre_demonstration()")
-        return {
-            "obs": torch.from_numpy(self.interaction.observations),
-            "next_obs": torch.from_numpy(self.interaction.next_observations),
-            "action": torch.from_numpy(self.interaction.actions),
-        }
+        interaction = self.interaction
+        return ExampleTable(
+            torch.from_numpy(interaction.observations),
+            torch.from_numpy(interaction.obs_index),
+            torch.from_numpy(interaction.next_index),
+            torch.from_numpy(interaction.actions),
+        )
 
-    def _expert_pair_tensors(self) -> dict[str, Tensor]:
-        """Expert pairs `(s_t, s_{t+1})` inside episodes, in time order."""
-        obs = torch.from_numpy(self.expert.observations)
-        pairs = torch.from_numpy(self.expert_pairs)
-        return {"obs": obs[pairs], "next_obs": obs[pairs + 1]}
-
-    def _policy_tensors(self) -> dict[str, Tensor]:
-        if self.expert_labels is None:
+    def _expert_pair_table(self, labelled: bool = False) -> ExampleTable:
+        """Expert pairs `(s_t, s_{t+1})` inside episodes, in time order; with the IDM's labels."""
+        if labelled and self.expert_labels is None:
             raise RuntimeError("the expert states are not labelled yet")
-        return {
-            "obs": torch.from_numpy(self.expert.observations[self.expert_pairs]),
-            "action": torch.from_numpy(self.expert_labels),
-        }
+        pairs = torch.from_numpy(self.expert_pairs)
+        labels = torch.from_numpy(self.expert_labels) if labelled else None
+        return ExampleTable(torch.from_numpy(self.expert.observations), pairs, pairs + 1, labels)
 
-    def _split_tensors(self, part: Literal["train", "val"]) -> dict[str, Tensor]:
-        tensors = self._idm_tensors() if self.stage == "idm" else self._policy_tensors()
-        size = len(next(iter(tensors.values())))
-        train, val = self._split(size)
-        index = train if part == "train" else val
-        return {name: t[index] for name, t in tensors.items()}
+    def _stage_table(self) -> ExampleTable:
+        return self._interaction_table() if self.stage == "idm" else self._expert_pair_table(labelled=True)
 
-    def normalization_tensors(self) -> dict[str, Tensor]:
+    def normalization_tensors(self, max_samples: int = MAX_NORMALIZATION_SAMPLES) -> dict[str, Tensor]:
         """Statistics sources for the input and target normalisers of the current stage.
 
         States (`obs`, `next_obs`) are every pair the run has seen, interaction and expert: expert
         states alone can be nearly constant (a controller holding an equilibrium), and standardising
         with their tiny spread would blow up the small deviations met at evaluation time. `action`
-        holds the current stage's training labels.
+        holds the current stage's training labels. Beyond `max_samples` rows, a seeded random
+        subset stands in for each, so that memory stays bounded on huge interaction sets.
         """
-        parts = [self._expert_pair_tensors()]
+        generator = torch.Generator().manual_seed(self.seed + 2)
+
+        def at_most(rows: Tensor, count: int) -> Tensor:
+            return rows if len(rows) <= count else rows[torch.randperm(len(rows), generator=generator)[:count]]
+
+        tables = [self._expert_pair_table()]
         if self.interaction is not None:
-            parts.append(self._idm_tensors())
+            tables.append(self._interaction_table())
+        total = sum(len(table) for table in tables)
+        parts = [table.batch(at_most(torch.arange(len(table)), max(1, max_samples * len(table) // total))) for table in tables]
         tensors = {key: torch.cat([part[key] for part in parts]) for key in ("obs", "next_obs")}
-        tensors["action"] = self._split_tensors("train")["action"]
+        table = self._stage_table()
+        train, _ = self._split(len(table))
+        tensors["action"] = table.batch(at_most(train, max_samples))["action"]
         return tensors
 
     def num_train_samples(self) -> int:
-        """Size of the current stage's training split."""
+        """Size of the current stage's training split (all ranks together)."""
         size = len(self.expert_pairs) if self.stage == "policy" else len(self.interaction or ())
         return size - self._num_val(size)
 
-    def train_dataloader(self) -> DataLoader:
-        return batch_loader(TensorDictDataset(**self._split_tensors("train")), self.batch_size, True, self.seed)
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def val_dataloader(self) -> DataLoader:
-        return batch_loader(TensorDictDataset(**self._split_tensors("val")), self.batch_size * 16, False)
+    def train_dataloader(self) -> BatchLoader:
+        train, _ = self._split(len(self._stage_table()))
+        rank, world_size = self._rank()
+        return BatchLoader(self._stage_table(), train, self.batch_size, True, self.seed, rank, world_size)
 
-    def test_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> BatchLoader:
+        _, val = self._split(len(self._stage_table()))
+        rank, world_size = self._rank()
+        return BatchLoader(self._stage_table(), val, self.batch_size * 16, False, rank=rank, world_size=world_size)
+
+    def test_dataloader(self) -> BatchLoader:
         return self.val_dataloader()
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> BatchLoader:
         """Expert pairs `(s_t, s_{t+1})` in time order, for labelling with the IDM."""
-        return batch_loader(TensorDictDataset(**self._expert_pair_tensors()), self.batch_size * 16, False)
+        table = self._expert_pair_table()
+        return BatchLoader(table, torch.arange(len(table)), self.batch_size * 16, False)

@@ -25,35 +25,57 @@ class RolloutError(RuntimeError):
 
 @dataclass(frozen=True)
 class Transitions:
-    """Interaction transitions `(s, a, s')`.
+    """Interaction transitions `(s, a, s')`, each observation stored once and paired by index.
+
+    Transition i goes from `observations[obs_index[i]]` by `actions[i]` to
+    `observations[next_index[i]]`. Storing s and s' by index instead of copying them halves the
+    memory of large interaction sets (issue: 1e7 transitions must train in one process).
 
     Attributes:
-        observations: `(N, obs_dim)` float32 states s.
+        observations: `(M, obs_dim)` float32, every observation the rollouts met.
         actions: `(N,)` int64 (discrete) or `(N, action_dim)` float32 (continuous) actions a.
-        next_observations: `(N, obs_dim)` float32 states s' reached from s by a.
+        obs_index: `(N,)` int64 row of each s in `observations`.
+        next_index: `(N,)` int64 row of each s' in `observations`.
     """
 
     observations: np.ndarray
     actions: np.ndarray
-    next_observations: np.ndarray
+    obs_index: np.ndarray
+    next_index: np.ndarray
 
     def __post_init__(self) -> None:
-        n = self.observations.shape[0]
-        if self.next_observations.shape != self.observations.shape or self.actions.shape[0] != n:
+        n = self.actions.shape[0]
+        if self.obs_index.shape != (n,) or self.next_index.shape != (n,):
             raise ValueError(
-                f"transitions disagree in length: observations {self.observations.shape}, "
-                f"actions {self.actions.shape}, next_observations {self.next_observations.shape}"
+                f"transitions disagree in length: actions {self.actions.shape}, "
+                f"obs_index {self.obs_index.shape}, next_index {self.next_index.shape}"
             )
+        rows = self.observations.shape[0]
+        for name, index in (("obs_index", self.obs_index), ("next_index", self.next_index)):
+            if n and (index.min() < 0 or index.max() >= rows):
+                raise ValueError(f"{name} points outside the {rows} stored observations")
 
     def __len__(self) -> int:
-        return int(self.observations.shape[0])
+        return int(self.actions.shape[0])
+
+    @property
+    def states(self) -> np.ndarray:
+        """`(N, obs_dim)` s of every transition (a copy)."""
+        return self.observations[self.obs_index]
+
+    @property
+    def next_states(self) -> np.ndarray:
+        """`(N, obs_dim)` s' of every transition (a copy)."""
+        return self.observations[self.next_index]
 
     @staticmethod
     def concatenate(parts: list[Transitions]) -> Transitions:
+        offsets = np.cumsum([0] + [len(p.observations) for p in parts[:-1]])
         return Transitions(
             np.concatenate([p.observations for p in parts]),
             np.concatenate([p.actions for p in parts]),
-            np.concatenate([p.next_observations for p in parts]),
+            np.concatenate([p.obs_index + offset for p, offset in zip(parts, offsets)]),
+            np.concatenate([p.next_index + offset for p, offset in zip(parts, offsets)]),
         )
 
 
@@ -88,23 +110,24 @@ def collect_transitions(
     envs = make_vector_env(env_id, env_kwargs, num_envs)
     envs.action_space.seed(seed)
     act = policy or random_policy(envs.action_space)
-    obs_parts, action_parts, next_parts = [], [], []
+    # Row t * num_envs + e of the stacked steps holds sub-env e's observation after t steps, so
+    # a transition (t, e) pairs that row with the one num_envs rows later.
+    steps: list[np.ndarray] = []
+    action_parts, index_parts = [], []
     collected = 0
     try:
         observations, _ = envs.reset(seed=seed)
-        observations = _checked(observations, env_id)
+        steps.append(_checked(observations, env_id))
         just_reset = np.zeros(num_envs, dtype=bool)
         while collected < num_steps:
-            actions = np.asarray(act(observations))
+            actions = np.asarray(act(steps[-1]))
             next_observations, _, terminated, truncated, _ = envs.step(actions)
-            next_observations = _checked(next_observations, env_id)
-            valid = ~just_reset
-            obs_parts.append(observations[valid])
+            valid = np.flatnonzero(~just_reset)
+            index_parts.append((len(steps) - 1) * num_envs + valid)
             action_parts.append(actions[valid])
-            next_parts.append(next_observations[valid])
-            collected += int(valid.sum())
+            steps.append(_checked(next_observations, env_id))
+            collected += len(valid)
             just_reset = np.logical_or(terminated, truncated)
-            observations = next_observations
     except RolloutError:
         raise
     except Exception as error:
@@ -116,11 +139,8 @@ def collect_transitions(
         actions = actions.astype(np.int64)
     else:
         actions = actions.astype(np.float32)
-    return Transitions(
-        np.concatenate(obs_parts)[:num_steps],
-        actions,
-        np.concatenate(next_parts)[:num_steps],
-    )
+    obs_index = np.concatenate(index_parts)[:num_steps].astype(np.int64)
+    return Transitions(np.concatenate(steps), actions, obs_index, obs_index + num_envs)
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,8 @@ class EnvEvaluationCallback(pl.Callback):
         if not trainer.is_global_zero:
             return
         self.evaluate(pl_module)
-        logger = self.logger or trainer.logger
+        self.log_metrics(self.logger or trainer.logger)
+
+    def log_metrics(self, logger: Logger | None) -> None:
         if logger is not None:
             logger.log_metrics(self.metrics(), step=self.log_step)

@@ -24,7 +24,7 @@ from bco_lightning.action_model import ActionModel
 from bco_lightning.atomic import atomic_write, write_json_atomic
 from bco_lightning.callbacks import EnvEvaluationCallback, RelativeEarlyStopping, RestoreBestWeights, normalized_score
 from bco_lightning.data.datamodule import BCODataModule
-from bco_lightning.data.rollouts import Transitions, collect_transitions
+from bco_lightning.data.rollouts import EvaluationResult, Transitions, collect_transitions
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
 from bco_lightning.policy import BCPolicyModule
@@ -237,6 +237,9 @@ class BCORun:
         if self.progress.completed and path.exists():
             with np.load(path) as saved:
                 self.data.interaction = Transitions(saved["observations"], saved["actions"], saved["obs_index"], saved["next_index"])
+        labels = self.state_dir / "expert_labels.npy"
+        if any(unit.startswith("policy-") for unit in self.progress.completed) and labels.exists():
+            self.data.expert_labels = np.load(labels)
         for name, module in (("idm", self.idm), ("policy", self.policy)):
             if any(unit.startswith(f"{name}-") for unit in self.progress.completed):
                 module.load_state_dict(torch.load(self.state_dir / f"{name}.pt", map_location=module.device, weights_only=True))
@@ -259,7 +262,8 @@ class BCORun:
             data.env_kwargs,
             episodes=s.eval_episodes,
             seed=s.seed + EVAL_SEED_OFFSET,
-            num_envs=data.num_envs,
+            # one sub-env per episode (up to 32): no sub-env idles while another runs its second
+            num_envs=min(s.eval_episodes, 32),
             demonstrator_return=expert.demonstrator_return,
             random_return=progress.random_return,
             logger=self._stage_logger("eval"),
@@ -283,16 +287,25 @@ class BCORun:
                 self._save_module(self.idm, "idm")
                 self._commit(f"idm-{iteration}")
             if self._unit(f"policy-{iteration}", unit_index + 2):
-                data.expert_labels = self.idm.label(expert.observations, data.expert_pairs)
+                labels = self.idm.label(expert.observations, data.expert_pairs)
                 evaluation.log_step = iteration
-                progress.policy_checkpoint = self._fit(self.policy, "policy", iteration, s.policy_max_epochs, [evaluation])
-                assert evaluation.result is not None
-                progress.random_return = evaluation.random_return
-                progress.eval_returns = evaluation.result.returns.tolist()
-                progress.eval_lengths = evaluation.result.lengths.tolist()
+                if data.expert_labels is not None and np.array_equal(labels, data.expert_labels):
+                    # The IDM labels every demonstration pair as before: the policy's data are
+                    # unchanged, so its early-stopped weights (and their evaluation) stand.
+                    evaluation.result = EvaluationResult(np.asarray(progress.eval_returns), np.asarray(progress.eval_lengths))
+                    evaluation.log_metrics(self._stage_logger("eval"))
+                    progress.history.append({"iteration": iteration, "stage": "policy", "skipped": "labels unchanged"})
+                else:
+                    data.expert_labels = labels
+                    progress.policy_checkpoint = self._fit(self.policy, "policy", iteration, s.policy_max_epochs, [evaluation])
+                    assert evaluation.result is not None
+                    progress.random_return = evaluation.random_return
+                    progress.eval_returns = evaluation.result.returns.tolist()
+                    progress.eval_lengths = evaluation.result.lengths.tolist()
+                    self._save_module(self.policy, "policy")
                 progress.history[-1].update(evaluation.metrics())
                 progress.history[-1]["env_steps"] = progress.env_steps
-                self._save_module(self.policy, "policy")
+                atomic_write(self.state_dir / "expert_labels.npy", lambda handle: np.save(handle, labels))
                 self._commit(f"policy-{iteration}")
             unit_index += 3
         return self._summarize(time.perf_counter() - start)

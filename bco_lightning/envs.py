@@ -51,7 +51,21 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **extra: Any
 
 
 def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int) -> gym.vector.VectorEnv:
-    """Sub-envs in one process: classic-control and MuJoCo steps are cheaper than a process hop."""
+    """gymnasium's own vectorised implementation where the environment registers one (CartPole
+    steps every sub-env in one numpy call), else sub-envs stepped in this process.
+
+    Worker processes (`AsyncVectorEnv`) were measured slower than in-process stepping for MuJoCo on
+    2 cores (`benchmarks/throughput.md`): a process hop costs more than a HalfCheetah step.
+    """
+    try:
+        native = gym.spec(env_id).vector_entry_point is not None
+    except gym.error.Error:
+        native = False  # make_env below says what is wrong with the id
+    if native:
+        try:
+            return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
+        except TypeError as error:
+            raise ConfigError(f"bad --data.env_kwargs for {env_id!r}: {error}") from None
     return gym.vector.SyncVectorEnv([lambda: make_env(env_id, env_kwargs) for _ in range(num_envs)])
 
 

@@ -57,7 +57,7 @@ class BCPolicyModule(ActionModel):
         """A numpy-in, numpy-out policy for rollouts: the most likely action, or an exploratory one."""
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
-        @torch.no_grad()
+        @torch.inference_mode()
         def act(observations: np.ndarray) -> np.ndarray:
             # Plain MLP: train and eval mode compute the same, so the mode is left as it is.
             output = self.net(torch.as_tensor(observations, dtype=torch.float32, device=self.device))

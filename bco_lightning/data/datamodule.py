@@ -119,8 +119,13 @@ class BatchLoader:
 
 
 def default_pre_demo_steps(spec: EnvSpec) -> int:
-    """Random-exploration budget that grows with the dimensions the IDM must untangle."""
-    return int(np.clip(5000 * (spec.obs_dim + spec.action_dim), 20_000, 500_000))
+    """Random-exploration budget that grows with the square of the dimensions the IDM must untangle.
+
+    The state-action volume to cover grows faster than its dimension: at 5000 x (obs + action dim)
+    HalfCheetah's IDM labelled 87.5% of the demonstrations right and the policy scored 0.59; at
+    500k steps, 93.9% and 0.96 (seed 0 each).
+    """
+    return int(np.clip(1000 * (spec.obs_dim + spec.action_dim) ** 2, 20_000, 500_000))
 
 
 class BCODataModule(pl.LightningDataModule):
@@ -131,7 +136,7 @@ class BCODataModule(pl.LightningDataModule):
         env_kwargs: keyword arguments for `gymnasium.make`, e.g. `{"continuous": true}`.
         expert_path: expert state file (`.npz`, see the README for the format).
         pre_demo_steps: pre-demonstration interactions `|I_pre|`; None scales them with the
-            observation and action dimensions (5000 per dimension, 20k to 500k).
+            observation and action dimensions: 1000 x (obs dim + action dim)^2, 20k to 500k.
         num_envs: sub-environments stepped together during collection and evaluation.
         val_fraction: share of transitions (IDM) and expert pairs (policy) held out for validation.
         batch_size: training batch size of both stages.
@@ -147,7 +152,7 @@ class BCODataModule(pl.LightningDataModule):
         env_kwargs: dict[str, Any] | None = None,
         expert_path: str = "data/CartPole-v1.npz",
         pre_demo_steps: int | None = None,
-        num_envs: int = 8,
+        num_envs: int = 16,
         val_fraction: float = 0.1,
         batch_size: int = 256,
         max_expert_episodes: int | None = None,

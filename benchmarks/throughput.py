@@ -1,0 +1,348 @@
+"""Throughput of bco-lightning against plain PyTorch / gymnasium loops, measured in one process.
+
+    python benchmarks/throughput.py            # full run, writes benchmarks/throughput.md
+    python benchmarks/throughput.py --short    # CI smoke: fewer steps, scaling up to 1e5
+
+1. Training: samples/s of the IDM and policy stages under a Lightning `Trainer` (the callbacks and
+   logger `bco run` uses) vs a plain loop over the same module, data, batch size, optimiser and
+   thread count; achieved FLOP/s as a share of a large matrix multiply's (the practical peak).
+2. Rollouts: environment steps/s of the collector and the evaluator vs a plain single-env loop
+   that calls the same policy on one observation at a time.
+3. End to end: `bco run` (the default CartPole job) vs `benchmarks/plain_bco.py`, whole processes.
+4. Scaling: time and peak memory of one IDM epoch on 1e4 ... 1e7 synthetic 17-dim transitions,
+   each size in a fresh process.
+
+Ratios compare figures measured in the same run; absolute figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch import nn
+
+from bco_lightning.action_model import ActionModel
+from bco_lightning.atomic import atomic_write
+from bco_lightning.callbacks import RelativeEarlyStopping, RestoreBestWeights
+from bco_lightning.data.datamodule import BatchLoader, BCODataModule, ExampleTable
+from bco_lightning.data.rollouts import Transitions, collect_transitions, evaluate_policy
+from bco_lightning.idm import IDMModule
+from bco_lightning.policy import BCPolicyModule
+
+ROOT = Path(__file__).resolve().parents[1]
+# (label, obs_dim, discrete, action_dim): a HalfCheetah-sized and a CartPole-sized problem.
+PROBLEMS = [("17-dim obs, 6-dim Box actions", 17, False, 6), ("4-dim obs, 2 discrete actions", 4, True, 2)]
+
+
+def shapes(obs_dim: int, discrete: bool, action_dim: int) -> dict[str, Any]:
+    bounds = None if discrete else [-1.0] * action_dim
+    return {
+        "obs_dim": obs_dim,
+        "action_dim": action_dim,
+        "discrete": discrete,
+        "action_low": bounds,
+        "action_high": None if discrete else [1.0] * action_dim,
+    }
+
+
+def synthetic_table(stage: str, obs_dim: int, discrete: bool, action_dim: int, size: int) -> ExampleTable:
+    generator = torch.Generator().manual_seed(0)
+    states = torch.randn(size + 1, obs_dim, generator=generator)
+    if discrete:
+        actions = torch.randint(0, action_dim, (size,), generator=generator)
+    else:
+        actions = torch.rand(size, action_dim, generator=generator) * 2 - 1
+    index = torch.arange(size)
+    return ExampleTable(states, index, index + 1 if stage == "idm" else None, actions)
+
+
+def make_module(stage: str, problem: dict[str, Any], table: ExampleTable) -> ActionModel:
+    torch.manual_seed(0)
+    module = IDMModule(**problem) if stage == "idm" else BCPolicyModule(**problem)
+    rows = torch.arange(len(table))
+    module.fit_normalizers(table.batch(rows))
+    return module
+
+
+def training_flops_per_sample(module: nn.Module) -> int:
+    """Forward multiply-adds of every Linear layer, times 2 (FLOPs) times 3 (forward + backward)."""
+    macs = sum(layer.in_features * layer.out_features for layer in module.modules() if isinstance(layer, nn.Linear))
+    return 6 * macs
+
+
+def plain_samples_per_second(module: ActionModel, loader: BatchLoader, steps: int) -> float:
+    optimizer = module.configure_optimizers()
+    done, start = 0, time.perf_counter()
+    while done < steps:
+        for batch in loader:
+            loss = module.codec.loss(module(batch), module.codec.encode(batch["action"]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if done == steps:
+                break
+    return steps * loader.batch_size / (time.perf_counter() - start)
+
+
+class TrainTimer(pl.Callback):
+    """Wall time from the first to the last training batch (Trainer start-up excluded)."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def lightning_samples_per_second(module: ActionModel, loader: BatchLoader, steps: int, log_dir: str) -> float:
+    timer = TrainTimer()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        deterministic=True,
+        logger=TensorBoardLogger(log_dir, name="throughput"),
+        callbacks=[RelativeEarlyStopping(0.001, monitor="val/loss", patience=5, check_on_train_epoch_end=False), RestoreBestWeights(), timer],
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    return steps * loader.batch_size / timer.seconds
+
+
+def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def training_table(short: bool, peak: float) -> list[dict[str, Any]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as log_dir:
+        for label, obs_dim, discrete, action_dim in PROBLEMS:
+            problem = shapes(obs_dim, discrete, action_dim)
+            for stage in ("idm", "policy"):
+                table = synthetic_table(stage, obs_dim, discrete, action_dim, 2**16)
+                for batch_size in (256, 4096):
+                    steps = (60 if batch_size == 256 else 8) if short else (1500 if batch_size == 256 else 150)
+                    loader = BatchLoader(table, torch.arange(len(table)), batch_size, shuffle=True, seed=0)
+                    # warm-up, then alternate so that drifts of a noisy machine hit both alike
+                    plain_samples_per_second(make_module(stage, problem, table), loader, max(2, steps // 10))
+                    plain, lightning = [], []
+                    for _ in range(2):
+                        plain.append(plain_samples_per_second(make_module(stage, problem, table), loader, steps))
+                        lightning.append(lightning_samples_per_second(make_module(stage, problem, table), loader, steps, log_dir))
+                    flops = training_flops_per_sample(make_module(stage, problem, table))
+                    best_plain, best_lightning = max(plain), max(lightning)
+                    rows.append({
+                        "problem": label,
+                        "stage": stage,
+                        "batch": batch_size,
+                        "plain": best_plain,
+                        "lightning": best_lightning,
+                        "ratio": best_lightning / best_plain,
+                        "peak_share": best_lightning * flops / peak,
+                    })
+                    print(f"train {label} {stage} batch {batch_size}: plain {best_plain:,.0f}/s lightning {best_lightning:,.0f}/s ratio {best_lightning / best_plain:.3f}", flush=True)
+    return rows
+
+
+def plain_env_steps_per_second(env_id: str, policy: Any, steps: int, seed: int) -> float:
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        action = policy(np.asarray(obs, dtype=np.float32)[None])[0]
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    seconds = time.perf_counter() - start
+    env.close()
+    return steps / seconds
+
+
+def rollout_table(short: bool) -> list[dict[str, Any]]:
+    rows = []
+    for env_id in ("CartPole-v1", "HalfCheetah-v5"):
+        data = BCODataModule(env_id=env_id, expert_path=str(ROOT / "data" / f"{env_id}.npz"), pre_demo_steps=10)
+        policy_module = BCPolicyModule(**data.model_shapes)
+        policy = policy_module.as_policy()
+        steps = 2_000 if short else 20_000
+        plain = plain_env_steps_per_second(env_id, policy, steps, seed=0)
+        start = time.perf_counter()
+        collect_transitions(env_id, None, steps, seed=0, policy=policy, num_envs=data.num_envs)
+        collector = steps / (time.perf_counter() - start)
+        episodes = 8 if short else 32
+        start = time.perf_counter()
+        result = evaluate_policy(env_id, None, policy, episodes, seed=0, num_envs=min(episodes, 32))
+        evaluator = float(result.lengths.sum()) / (time.perf_counter() - start)
+        rows.append({"env": env_id, "plain": plain, "collector": collector, "evaluator": evaluator, "ratio": collector / plain})
+        print(f"rollouts {env_id}: plain {plain:,.0f}/s collector {collector:,.0f}/s evaluator {evaluator:,.0f}/s", flush=True)
+    return rows
+
+
+def timed_process(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def end_to_end(repeats: int) -> dict[str, Any]:
+    bco = str(Path(sys.executable).with_name("bco"))
+    with tempfile.TemporaryDirectory() as work:
+        bco_times, plain_times = [], []
+        for i in range(repeats):
+            bco_times.append(timed_process([bco, "run", "--summary_path", f"{work}/bco{i}.json"], Path(work)))
+            plain_times.append(timed_process([sys.executable, str(ROOT / "benchmarks" / "plain_bco.py"), "--summary_path", f"{work}/plain{i}.json"], Path(work)))
+        bco_summary = json.loads(Path(f"{work}/bco0.json").read_text())
+        plain_summary = json.loads(Path(f"{work}/plain0.json").read_text())
+    row = {
+        "bco": min(bco_times),
+        "plain": min(plain_times),
+        "ratio": min(bco_times) / min(plain_times),
+        "bco_score": bco_summary["normalized_score"],
+        "plain_score": plain_summary["normalized_score"],
+        "bco_steps": bco_summary["env_steps"],
+        "plain_steps": plain_summary["env_steps"],
+    }
+    print(f"end to end: bco run {row['bco']:.1f} s, plain script {row['plain']:.1f} s, ratio {row['ratio']:.2f}", flush=True)
+    return row
+
+
+def scaling_child(size: int, batch_size: int) -> None:
+    """One IDM epoch (and its validation) on `size` synthetic HalfCheetah-sized transitions."""
+    torch.set_num_threads(1)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    data = BCODataModule(env_id="HalfCheetah-v5", expert_path=str(ROOT / "data" / "HalfCheetah-v5.npz"), batch_size=batch_size, seed=0)
+    data.expert  # load the (small) expert file before the baseline
+    generator = np.random.default_rng(0)
+    observations = generator.standard_normal((size + 1, 17), dtype=np.float32)
+    actions = generator.uniform(-1, 1, (size, 6)).astype(np.float32)
+    index = np.arange(size, dtype=np.int64)
+    data.interaction = Transitions(observations, actions, index, index + 1)
+    raw = observations.nbytes + actions.nbytes
+    idm = IDMModule(**data.model_shapes)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )
+    start = time.perf_counter()
+    trainer.fit(idm, datamodule=data)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"size": size, "seconds": seconds, "raw_bytes": raw, "obs_bytes": observations.nbytes, "baseline": baseline, "peak": peak}))
+
+
+def scaling_table(sizes: list[int], batch_size: int) -> list[dict[str, Any]]:
+    rows = []
+    for size in sizes:
+        output = subprocess.run(
+            [sys.executable, __file__, "--scaling-child", str(size), "--batch-size", str(batch_size)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        row = json.loads(output.strip().splitlines()[-1])
+        row["growth"] = (row["peak"] - row["baseline"]) / row["raw_bytes"]
+        rows.append(row)
+        print(f"scaling {size:.0e}: {row['seconds']:.1f} s, peak {row['peak'] / 2**30:.2f} GiB, growth {row['growth']:.2f}x raw", flush=True)
+    return rows
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+
+
+def report(args: argparse.Namespace, peak: float, training: list, rollouts: list, e2e: dict | None, scaling: list) -> str:
+    lines = [
+        "# Throughput",
+        "",
+        f"`python benchmarks/throughput.py{' --short' if args.short else ''}` on {machine()}.",
+        f"Practical peak (2048x2048 float32 matmul, same threads): {peak / 1e9:.1f} GFLOP/s.",
+        "",
+        "## 1. Training: samples/s, Lightning `Trainer` vs a plain loop (same module, data, batch, optimiser)",
+        "",
+        "| problem | stage | batch | plain | Lightning | ratio | share of peak FLOP/s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in training:
+        lines.append(f"| {r['problem']} | {r['stage']} | {r['batch']} | {r['plain']:,.0f} | {r['lightning']:,.0f} | {r['ratio']:.2f} | {r['peak_share']:.0%} |")
+    lines += [
+        "",
+        "## 2. Rollouts: environment steps/s, vector-env collector and evaluator vs a plain single-env loop (same policy)",
+        "",
+        "| environment | plain loop | collector (8 sub-envs) | evaluator | collector / plain |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rollouts:
+        lines.append(f"| {r['env']} | {r['plain']:,.0f} | {r['collector']:,.0f} | {r['evaluator']:,.0f} | {r['ratio']:.1f} |")
+    lines += ["", "## 3. End to end: `bco run` (default CartPole job) vs `benchmarks/plain_bco.py`, whole processes", ""]
+    if e2e is None:
+        lines.append("Skipped in `--short` mode.")
+    else:
+        lines += [
+            "| program | wall s (best of repeats) | normalised score | env steps |",
+            "|---|---:|---:|---:|",
+            f"| `bco run` | {e2e['bco']:.1f} | {e2e['bco_score']:.3f} | {e2e['bco_steps']} |",
+            f"| `plain_bco.py` | {e2e['plain']:.1f} | {e2e['plain_score']:.3f} | {e2e['plain_steps']} |",
+            f"| ratio | {e2e['ratio']:.2f} | | |",
+        ]
+    lines += [
+        "",
+        f"## 4. Scaling: one IDM epoch (+ validation) on synthetic 17-dim transitions, batch {args.batch_size}, fresh process each",
+        "",
+        "| transitions | seconds | s per 1e6 | raw obs + actions | peak RSS | (peak - baseline) / raw |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in scaling:
+        lines.append(
+            f"| {r['size']:.0e} | {r['seconds']:.1f} | {r['seconds'] / r['size'] * 1e6:.1f} | {r['raw_bytes'] / 2**20:,.0f} MiB | "
+            f"{r['peak'] / 2**20:,.0f} MiB | {r['growth']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true", help="CI smoke mode: few steps, scaling up to 1e5")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "throughput.md"))
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scaling_child:
+        scaling_child(args.scaling_child, args.batch_size)
+        return
+    torch.set_num_threads(1)
+    pl.seed_everything(0, verbose=False)
+    peak = matmul_flops_per_second()
+    training = training_table(args.short, peak)
+    rollouts = rollout_table(args.short)
+    e2e = None if args.short else end_to_end(repeats=2)
+    scaling = scaling_table([10_000, 100_000] if args.short else [10_000, 100_000, 1_000_000, 10_000_000], args.batch_size)
+    text = report(args, peak, training, rollouts, e2e, scaling)
+    atomic_write(Path(args.output), lambda handle: handle.write(text.encode()))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

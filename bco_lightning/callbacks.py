@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import Logger
 
-from bco_lightning.data.rollouts import EvaluationResult, evaluate_policy
+from bco_lightning.data.rollouts import EvaluationResult, Policy, evaluate_policy
+from bco_lightning.distributed import RANK_SEED_STRIDE, gather_shares, share
 
 
 def normalized_score(mean_return: float, random_return: float | None, demonstrator_return: float | None) -> float | None:
@@ -43,24 +45,38 @@ class RelativeEarlyStopping(EarlyStopping):
 
 
 class RestoreBestWeights(pl.Callback):
-    """At the end of fit, load the weights of the best checkpoint (lowest validation loss).
+    """At the end of fit, load back the weights of the lowest validation loss.
 
-    Early stopping stops `patience` epochs after the best one; this puts that best one back, so
-    labelling and evaluation use the model the validation split chose.
+    Early stopping stops `patience` validations after the best one; this puts that best one back, so
+    labelling and evaluation use the model the validation split chose. The copy is kept in memory,
+    not read from the checkpoint file, so that every DDP rank, on any node, restores the same weights.
     """
 
+    def __init__(self, monitor: str = "val/loss") -> None:
+        self.monitor = monitor
+        self.best = float("inf")
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.best, self.state = float("inf"), None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None or not float(value) < self.best:
+            return
+        self.best = float(value)
+        self.state = {name: tensor.detach().clone() for name, tensor in pl_module.state_dict().items()}
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        checkpoint = trainer.checkpoint_callback
-        path = getattr(checkpoint, "best_model_path", "")
-        if path:
-            state = torch.load(path, map_location=pl_module.device, weights_only=False)
-            pl_module.load_state_dict(state["state_dict"])
+        if self.state is not None:
+            pl_module.load_state_dict(self.state)
 
 
 class EnvEvaluationCallback(pl.Callback):
     """Evaluates a `BCPolicyModule` for seeded episodes when fit ends and logs the results.
 
-    Each sub-env runs a fixed quota of episodes (see `evaluate_policy`). Logs `eval/return_mean`,
+    Each sub-env runs a fixed quota of episodes (see `evaluate_policy`). Under DDP every rank runs
+    its share of the episodes with its own seeds and all ranks receive all results. Logs `eval/return_mean`,
     `eval/return_std`, `eval/episode_length` and, when both references are known,
     `eval/normalized_score` at step `log_step`.
 
@@ -100,11 +116,23 @@ class EnvEvaluationCallback(pl.Callback):
         self.logger = logger
         self.result: EvaluationResult | None = None
 
-    def evaluate(self, pl_module: Any) -> EvaluationResult:
+    def evaluate(self, pl_module: Any, rank: int = 0, world_size: int = 1) -> EvaluationResult:
+        """Each rank runs its share of the episodes with its own seeds; every rank gets all results."""
         if self.random_return is None:
-            self.random_return = evaluate_policy(self.env_id, self.env_kwargs, None, self.episodes, self.seed, self.num_envs).mean_return
-        self.result = evaluate_policy(self.env_id, self.env_kwargs, pl_module.as_policy(), self.episodes, self.seed, self.num_envs)
+            self.random_return = self._evaluate_shared(None, rank, world_size).mean_return
+        self.result = self._evaluate_shared(pl_module.as_policy(), rank, world_size)
         return self.result
+
+    def _evaluate_shared(self, policy: Policy | None, rank: int, world_size: int) -> EvaluationResult:
+        def my_share() -> EvaluationResult:
+            episodes = share(self.episodes, rank, world_size)
+            if episodes == 0:
+                return EvaluationResult(np.zeros(0), np.zeros(0, dtype=np.int64))
+            seed = self.seed + RANK_SEED_STRIDE * rank
+            return evaluate_policy(self.env_id, self.env_kwargs, policy, episodes, seed, self.num_envs)
+
+        parts = gather_shares(my_share, world_size)
+        return EvaluationResult(np.concatenate([p.returns for p in parts]), np.concatenate([p.lengths for p in parts]))
 
     def metrics(self) -> dict[str, float]:
         assert self.result is not None
@@ -119,9 +147,7 @@ class EnvEvaluationCallback(pl.Callback):
         return metrics
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        self.evaluate(pl_module)
+        self.evaluate(pl_module, trainer.global_rank, trainer.world_size)
         self.log_metrics(self.logger or trainer.logger)
 
     def log_metrics(self, logger: Logger | None) -> None:

@@ -24,6 +24,7 @@ from bco_lightning.atomic import atomic_write
 from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.expert_file import ExpertFileError, save_expert_file
 from bco_lightning.data.rollouts import RolloutError
+from bco_lightning.distributed import is_rank_zero
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
 from bco_lightning.pipeline import BCORun, RunSettings
@@ -103,19 +104,20 @@ def run_command(argv: list[str]) -> dict[str, Any]:
     trainer_kwargs = init.trainer.as_dict() if isinstance(init.trainer, Namespace) else dict(init.trainer)
     init.data.expert  # refuse a bad expert file before a run folder is made
     run = BCORun(init.data, init.idm, init.policy, settings, trainer_kwargs, run_dir=cfg.resume)
-    if cfg.resume is None:
+    if cfg.resume is None and is_rank_zero():
         saved = cfg.clone()
         saved.resume, saved.overwrite = None, False
         text = parser.dump(saved)
         atomic_write(run.run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
     summary = run.run()
     score = summary["normalized_score"]
-    print(
-        f"{summary['env_id']}: return {summary['eval_return_mean']:.1f} +- {summary['eval_return_std']:.1f} "
-        f"over {summary['eval_episodes']} episodes, normalized score "
-        f"{'n/a' if score is None else f'{score:.3f}'}, {summary['env_steps']} env steps, "
-        f"{summary['wall_seconds']:.1f} s; run folder {summary['log_dir']}"
-    )
+    if is_rank_zero():
+        print(
+            f"{summary['env_id']}: return {summary['eval_return_mean']:.1f} +- {summary['eval_return_std']:.1f} "
+            f"over {summary['eval_episodes']} episodes, normalized score "
+            f"{'n/a' if score is None else f'{score:.3f}'}, {summary['env_steps']} env steps, "
+            f"{summary['wall_seconds']:.1f} s; run folder {summary['log_dir']}"
+        )
     return summary
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,9 @@ from bco_lightning.action_model import ActionModel
 from bco_lightning.atomic import atomic_write, write_json_atomic
 from bco_lightning.callbacks import EnvEvaluationCallback, RelativeEarlyStopping, RestoreBestWeights, normalized_score
 from bco_lightning.data.datamodule import BCODataModule
-from bco_lightning.data.rollouts import EvaluationResult, Transitions, collect_transitions
+from bco_lightning.data.datamodule import PolicyFactory
+from bco_lightning.data.rollouts import EvaluationResult, Transitions
+from bco_lightning.distributed import RANK_SEED_STRIDE, is_rank_zero
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
 from bco_lightning.policy import BCPolicyModule
@@ -32,6 +35,7 @@ from bco_lightning.policy import BCPolicyModule
 EVAL_SEED_OFFSET = 10_000
 POST_DEMO_SEED_OFFSET = 1_000
 UNIT_SEED_STRIDE = 7_919
+RUN_DIR_VARIABLE = "BCO_RUN_DIR"
 
 
 @dataclass(frozen=True)
@@ -148,12 +152,16 @@ class BCORun:
         self.policy = policy
         self.settings = settings
         self.trainer_kwargs = changed_trainer_kwargs(trainer_kwargs or {})
+        if run_dir is None and not is_rank_zero():
+            # DDP processes that Lightning starts re-run `bco run`: they join rank 0's run folder.
+            run_dir = os.environ.get(RUN_DIR_VARIABLE)
         if run_dir is None:
             self.run_logger = TensorBoardLogger(settings.log_root, name=data.env_id, default_hp_metric=False)
         else:
             run_dir = Path(run_dir)
             self.run_logger = TensorBoardLogger(run_dir.parent.parent, name=run_dir.parent.name, version=run_dir.name, default_hp_metric=False)
         self.run_dir = Path(self.run_logger.log_dir)
+        os.environ[RUN_DIR_VARIABLE] = str(self.run_dir.resolve())
         self.state_dir = self.run_dir / "state"
         self.progress = RunProgress.load(self.state_dir / "progress.json")
 
@@ -211,6 +219,8 @@ class BCORun:
 
     # Persistence -------------------------------------------------------------------------------
     def _save_interaction(self) -> None:
+        if not is_rank_zero():
+            return
         interaction = self.data.interaction
         assert interaction is not None
         atomic_write(
@@ -225,10 +235,14 @@ class BCORun:
         )
 
     def _save_module(self, module: ActionModel, name: str) -> None:
+        if not is_rank_zero():
+            return
         atomic_write(self.state_dir / f"{name}.pt", lambda handle: torch.save(module.state_dict(), handle))
 
     def _commit(self, unit: str) -> None:
         self.progress.completed.append(unit)
+        if not is_rank_zero():
+            return
         write_json_atomic(self.state_dir / "progress.json", asdict(self.progress))
 
     def _restore(self) -> None:
@@ -251,6 +265,11 @@ class BCORun:
         pl.seed_everything(self.settings.seed + UNIT_SEED_STRIDE * index, workers=True, verbose=False)
         return True
 
+    def _exploration_policy(self, iteration: int) -> PolicyFactory:
+        """The current policy with sampled actions, seeded per iteration and rank."""
+        seed = self.settings.seed + iteration
+        return lambda rank: self.policy.as_policy(deterministic=False, seed=seed + RANK_SEED_STRIDE * rank)
+
     # The loop -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         start = time.perf_counter()
@@ -268,25 +287,21 @@ class BCORun:
             random_return=progress.random_return,
             logger=self._stage_logger("eval"),
         )
-        unit_index = 0
         for iteration in range(s.iterations + 1):
-            if self._unit(f"collect-{iteration}", unit_index):
+            if self._unit(f"idm-{iteration}", 2 * iteration):
+                # The IDM stage's setup collects these interactions first, on every rank.
                 if iteration == 0:
-                    progress.pre_demo_steps = data.collect_pre_demonstration()
-                    progress.env_steps = progress.pre_demo_steps
+                    data.request_collection(data.pre_demo_steps, s.seed)
+                    progress.pre_demo_steps = data.pre_demo_steps
                 else:
                     steps = int(round(s.alpha * progress.pre_demo_steps))
-                    explore = self.policy.as_policy(deterministic=False, seed=s.seed + iteration)
-                    seed = s.seed + POST_DEMO_SEED_OFFSET * iteration
-                    data.add_interaction(collect_transitions(data.env_id, data.env_kwargs, steps, seed, explore, data.num_envs))
-                    progress.env_steps += steps
-                self._save_interaction()
-                self._commit(f"collect-{iteration}")
-            if self._unit(f"idm-{iteration}", unit_index + 1):
+                    data.request_collection(steps, s.seed + POST_DEMO_SEED_OFFSET * iteration, self._exploration_policy(iteration))
+                progress.env_steps += data.pending_collection[0]  # type: ignore[index]
                 progress.idm_checkpoint = self._fit(self.idm, "idm", iteration, s.idm_max_epochs)
+                self._save_interaction()
                 self._save_module(self.idm, "idm")
                 self._commit(f"idm-{iteration}")
-            if self._unit(f"policy-{iteration}", unit_index + 2):
+            if self._unit(f"policy-{iteration}", 2 * iteration + 1):
                 labels = self.idm.label(expert.observations, data.expert_pairs)
                 evaluation.log_step = iteration
                 if data.expert_labels is not None and np.array_equal(labels, data.expert_labels):
@@ -305,9 +320,9 @@ class BCORun:
                     self._save_module(self.policy, "policy")
                 progress.history[-1].update(evaluation.metrics())
                 progress.history[-1]["env_steps"] = progress.env_steps
-                atomic_write(self.state_dir / "expert_labels.npy", lambda handle: np.save(handle, labels))
+                if is_rank_zero():
+                    atomic_write(self.state_dir / "expert_labels.npy", lambda handle: np.save(handle, labels))
                 self._commit(f"policy-{iteration}")
-            unit_index += 3
         return self._summarize(time.perf_counter() - start)
 
     def _summarize(self, wall_seconds: float) -> dict[str, Any]:
@@ -341,7 +356,8 @@ class BCORun:
             "history": progress.history,
             "wall_seconds": wall_seconds,
         }
-        write_json_atomic(self.run_dir / "summary.json", summary)
-        if s.summary_path:
-            write_json_atomic(s.summary_path, summary)
+        if is_rank_zero():
+            write_json_atomic(self.run_dir / "summary.json", summary)
+            if s.summary_path:
+                write_json_atomic(s.summary_path, summary)
         return summary

@@ -7,7 +7,7 @@ All data lives in memory as tensors and is served in whole batches by index (no 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,10 +19,13 @@ import torch
 from torch import Tensor
 
 from bco_lightning.data.expert_file import ExpertDemonstrations, check_matches_env, load_expert_file
-from bco_lightning.data.rollouts import Transitions, collect_transitions
+from bco_lightning.data.rollouts import Policy, Transitions, collect_transitions
+from bco_lightning.distributed import RANK_SEED_STRIDE, gather_shares, share
 from bco_lightning.envs import ConfigError, EnvSpec, describe_env
 
 Stage = Literal["idm", "policy"]
+PolicyFactory = Callable[[int], Policy]
+"""Makes the exploration policy of one rank (its argument), e.g. with a rank-specific seed."""
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 MAX_NORMALIZATION_SAMPLES = 1_000_000
 
@@ -183,6 +186,7 @@ class BCODataModule(pl.LightningDataModule):
         self.stage: Stage = "idm"
         self.interaction: Transitions | None = None
         self.expert_labels: np.ndarray | None = None
+        self.pending_collection: tuple[int, int, PolicyFactory | None] | None = None
 
     # Shapes for the models, linked with `link_arguments(..., apply_on="instantiate")`.
     @property
@@ -212,19 +216,32 @@ class BCODataModule(pl.LightningDataModule):
     def add_interaction(self, transitions: Transitions) -> None:
         self.interaction = transitions if self.interaction is None else Transitions.concatenate([self.interaction, transitions])
 
-    def collect_pre_demonstration(self) -> int:
-        """Uniform-random interaction `I_pre`; returns the number of environment steps taken."""
-        self.add_interaction(
-            collect_transitions(self.env_id, self.env_kwargs, self.pre_demo_steps, self.seed, num_envs=self.num_envs)
-        )
-        return self.pre_demo_steps
+    def request_collection(self, steps: int, seed: int, policy: PolicyFactory | None = None) -> None:
+        """Collect `steps` interactions when the next IDM stage sets up (inside the Trainer, where
+        every DDP process exists): `policy(rank)` explores, None is uniform random."""
+        self.pending_collection = (steps, seed, policy)
+
+    def _collect(self, steps: int, seed: int, policy: PolicyFactory | None) -> None:
+        """Every rank collects its share with its own seeds; all ranks get all shares, in rank order."""
+        rank, world_size = self._rank()
+
+        def my_share() -> Transitions:
+            explore = None if policy is None else policy(rank)
+            rank_seed = seed + RANK_SEED_STRIDE * rank
+            return collect_transitions(self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs)
+
+        self.add_interaction(Transitions.concatenate(gather_shares(my_share, world_size)))
 
     def setup(self, stage: str) -> None:
         self.expert  # fail early on a bad file
         if self.trainer is not None:
             self.stage = getattr(self.trainer.lightning_module, "data_stage", self.stage)
-        if self.stage == "idm" and self.interaction is None:
-            self.collect_pre_demonstration()
+        if self.stage == "idm" and self.interaction is None and self.pending_collection is None:
+            self.request_collection(self.pre_demo_steps, self.seed)
+        if self.stage == "idm" and self.pending_collection is not None:
+            steps, seed, policy = self.pending_collection
+            self._collect(steps, seed, policy)
+            self.pending_collection = None
         if self.stage == "policy" and self.expert_labels is None:
             self._label_from_checkpoint()
 
@@ -250,7 +267,7 @@ class BCODataModule(pl.LightningDataModule):
 
     def _interaction_table(self) -> ExampleTable:
         if self.interaction is None:
-            raise RuntimeError("no interaction transitions yet: call setup() or collect_pre_demonstration()")
+            raise RuntimeError("no interaction transitions yet: call setup() first")
         interaction = self.interaction
         return ExampleTable(
             torch.from_numpy(interaction.observations),
@@ -296,8 +313,12 @@ class BCODataModule(pl.LightningDataModule):
         return tensors
 
     def num_train_samples(self) -> int:
-        """Size of the current stage's training split (all ranks together)."""
-        size = len(self.expert_pairs) if self.stage == "policy" else len(self.interaction or ())
+        """Size of the current stage's training split (all ranks together), counting a requested
+        collection that the stage's setup has yet to make."""
+        if self.stage == "policy":
+            size = len(self.expert_pairs)
+        else:
+            size = len(self.interaction or ()) + (self.pending_collection[0] if self.pending_collection else 0)
         return size - self._num_val(size)
 
     def _rank(self) -> tuple[int, int]:

@@ -231,12 +231,17 @@ def end_to_end(repeats: int) -> dict[str, Any]:
     return row
 
 
+def current_rss() -> int:
+    """Resident memory of this process now, in bytes (Linux)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def scaling_child(size: int, batch_size: int) -> None:
     """One IDM epoch (and its validation) on `size` synthetic HalfCheetah-sized transitions."""
     torch.set_num_threads(1)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     data = BCODataModule(env_id="HalfCheetah-v5", expert_path=str(ROOT / "data" / "HalfCheetah-v5.npz"), batch_size=batch_size, seed=0)
     data.expert  # load the (small) expert file before the baseline
+    baseline = current_rss()
     generator = np.random.default_rng(0)
     observations = generator.standard_normal((size + 1, 17), dtype=np.float32)
     actions = generator.uniform(-1, 1, (size, 6)).astype(np.float32)

@@ -58,21 +58,24 @@ class ActionModel(pl.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._train_loss_sum = torch.zeros((), device=self.device)
-        self._train_samples = 0
+        self._train_losses: list[tuple[Tensor, int]] = []
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        # The epoch's mean loss is summed here and logged once per epoch: `self.log` on every
-        # step costs more than a small MLP's whole training step.
+        # The epoch's losses are kept here and logged once per epoch: `self.log` on every step
+        # costs more than a small MLP's whole training step.
         loss = self.codec.loss(self(batch), self.codec.encode(batch["action"]))
-        batch_size = len(batch["action"])
-        self._train_loss_sum += loss.detach() * batch_size
-        self._train_samples += batch_size
+        self._train_losses.append((loss.detach(), len(batch["action"])))
         return loss
 
     def on_train_epoch_end(self) -> None:
-        if self._train_samples:
-            self.log("train/loss", self._train_loss_sum / self._train_samples, sync_dist=True)
+        if self._train_losses:
+            losses = torch.stack([loss for loss, _ in self._train_losses])
+            sizes = torch.tensor([size for _, size in self._train_losses], dtype=losses.dtype, device=losses.device)
+            self.log("train/loss", (losses * sizes).sum() / sizes.sum(), sync_dist=True)
+
+    def transfer_batch_to_device(self, batch: dict[str, Tensor], device: torch.device, dataloader_idx: int) -> dict[str, Tensor]:
+        # Batches are flat dicts of tensors: one `.to` each, without Lightning's generic walk.
+        return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._evaluation_step(batch, "val")

@@ -32,10 +32,12 @@ from bco_lightning.policy import BCPolicyModule
 
 SHAPE_FIELDS = ("obs_dim", "action_dim", "discrete", "action_low", "action_high")
 STAGE_SUBCOMMANDS = ("fit", "validate", "test", "predict")
-USAGE = """usage: bco {run,record,fit,validate,test,predict} ...
+USAGE = """usage: bco {run,record,export,evaluate,fit,validate,test,predict} ...
 
   bco run       the whole BCO(alpha) pipeline (no arguments: CartPole-v1 with data/CartPole-v1.npz)
   bco record    write an expert state file from a scripted demonstrator
+  bco export    write a policy checkpoint as one TorchScript file (no bco_lightning needed to use it)
+  bco evaluate  evaluate an exported policy on seeded episodes
   bco fit|validate|test|predict --model IDMModule|BCPolicyModule ...
                 one stage on its own, with LightningCLI
 
@@ -166,7 +168,56 @@ def stage_command(argv: list[str]) -> None:
     )
 
 
-COMMANDS: dict[str, Callable[[list[str]], Any]] = {"run": run_command, "record": record_command}
+def export_command(argv: list[str]) -> None:
+    from bco_lightning.export import export_policy
+
+    parser = ArgumentParser(prog="bco export", description="Write a policy checkpoint as one TorchScript file (normaliser and action decoding inside).")
+    parser.add_argument("--checkpoint", type=str, required=True, help="a BCPolicyModule checkpoint (checkpoints/policy-iterK.ckpt)")
+    parser.add_argument("--output", type=str, required=True, help="the TorchScript file to write")
+    parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing output file")
+    cfg = parser.parse_args(argv)
+    path = export_policy(cfg.checkpoint, cfg.output, cfg.overwrite)
+    print(f"{path}: TorchScript policy; load it with torch.jit.load and call it on float32 observations (B, obs_dim)")
+
+
+def evaluate_command(argv: list[str]) -> dict[str, Any]:
+    import json
+
+    from bco_lightning.data.rollouts import evaluate_policy
+    from bco_lightning.envs import describe_env
+    from bco_lightning.export import load_exported
+    from bco_lightning.pipeline import EVAL_SEED_OFFSET
+
+    parser = ArgumentParser(prog="bco evaluate", description="Evaluate an exported policy on seeded episodes.")
+    parser.add_argument("--policy", type=str, required=True, help="a file written by `bco export`")
+    parser.add_argument("--data.env_id", type=str, required=True, help="gymnasium environment id")
+    parser.add_argument("--data.env_kwargs", type=dict[str, Any] | None, default=None, help="keyword arguments for gymnasium.make")
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
+    parser.add_argument("--seed", type=int, default=0, help="the run's --seed_everything: the same seed gives the run's evaluation episodes")
+    cfg = parser.parse_args(argv)
+    if cfg.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {cfg.episodes}")
+    env_id, env_kwargs = cfg.data.env_id, cfg.data.env_kwargs
+    describe_env(env_id, env_kwargs)  # refuse an unknown or unsupported environment in one line
+    policy = load_exported(cfg.policy)
+    result = evaluate_policy(env_id, env_kwargs, policy, cfg.episodes, cfg.seed + EVAL_SEED_OFFSET, min(cfg.episodes, 32))
+    metrics = {
+        "env_id": env_id,
+        "eval_return_mean": result.mean_return,
+        "eval_return_std": result.std_return,
+        "eval_episodes": int(len(result.returns)),
+        "eval_episode_length": float(result.lengths.mean()),
+    }
+    print(json.dumps(metrics))
+    return metrics
+
+
+COMMANDS: dict[str, Callable[[list[str]], Any]] = {
+    "run": run_command,
+    "record": record_command,
+    "export": export_command,
+    "evaluate": evaluate_command,
+}
 
 
 def quiet_console() -> None:

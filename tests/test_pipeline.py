@@ -17,9 +17,10 @@ from bco_lightning.data.expert_file import save_expert_file
 from bco_lightning.data.rollouts import evaluate_policy
 from bco_lightning.demonstrators import pendulum_controller, record_episodes
 from bco_lightning.idm import IDMModule
-from bco_lightning.pipeline import BCORun, RunSettings
+from bco_lightning.pipeline import EVAL_SEED_OFFSET, BCORun, RunSettings
 from bco_lightning.policy import BCPolicyModule
-from conftest import SHIPPED_CARTPOLE
+from conftest import SHIPPED_CARTPOLE, run_bco
+from test_export import exported_return_in_fresh_process
 
 SUMMARY_KEYS = {
     "env_id",
@@ -183,3 +184,16 @@ def test_pendulum_continuous_run_learns(tmp_path):
         f"normalized_score {summary['normalized_score']:.3f}: return {summary['eval_return_mean']:.1f}, "
         f"demonstrator {summary['demonstrator_return']:.1f}, random {summary['random_return']:.1f}; epochs per stage {stages}"
     )
+
+
+def test_exported_policy_scores_the_summary_return_in_a_fresh_process(cartpole_run, tmp_path):
+    """`bco export`, then torch.jit.load without bco_lightning, on the run's evaluation seeds."""
+    _, summary, _ = cartpole_run
+    exported = tmp_path / "policy.pt"
+    result = run_bco(["export", "--checkpoint", summary["policy_checkpoint"], "--output", str(exported)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    fresh = exported_return_in_fresh_process(exported, summary["eval_episodes"], EVAL_SEED_OFFSET)
+    assert fresh == pytest.approx(summary["eval_return_mean"], rel=0.01)
+    evaluated = run_bco(["evaluate", "--policy", str(exported), "--data.env_id", "CartPole-v1", "--episodes", str(summary["eval_episodes"])], cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["eval_return_mean"] == pytest.approx(summary["eval_return_mean"], rel=0.01)

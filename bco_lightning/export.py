@@ -1,0 +1,70 @@
+"""A trained policy as one TorchScript file: observation normaliser, network and action decoding
+inside, so that `torch.jit.load` alone (no bco_lightning) turns observations into actions."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from bco_lightning.atomic import atomic_write
+from bco_lightning.data.rollouts import Policy
+from bco_lightning.envs import ConfigError
+from bco_lightning.policy import BCPolicyModule
+
+
+class ExportedPolicy(nn.Module):
+    """float32 observations `(B, obs_dim)` in; int64 action indices `(B,)` or float32 actions
+    `(B, action_dim)` within the bounds out (the most likely action, as in evaluation)."""
+
+    def __init__(self, policy: BCPolicyModule) -> None:
+        super().__init__()
+        self.net = copy.deepcopy(policy.net).cpu().eval()
+        codec = policy.codec
+        self.discrete = codec.discrete
+        self.register_buffer("target_mean", codec.target_normalizer.mean.detach().cpu().clone())
+        self.register_buffer("target_std", codec.target_normalizer.std.detach().cpu().clone())
+        self.register_buffer("center", codec.center.detach().cpu().clone())
+        self.register_buffer("half_range", codec.half_range.detach().cpu().clone())
+
+    def forward(self, observations: Tensor) -> Tensor:
+        output = self.net(observations)
+        if self.discrete:
+            return output.argmax(dim=-1)
+        unit = (output * self.target_std + self.target_mean).clamp(-1.0, 1.0)
+        return unit * self.half_range + self.center
+
+
+def export_policy(checkpoint: str | Path, output: str | Path, overwrite: bool = False) -> Path:
+    """Write the TorchScript policy of a `BCPolicyModule` checkpoint (temp file, then rename)."""
+    checkpoint, output = Path(checkpoint), Path(output)
+    if output.exists() and not overwrite:
+        raise ConfigError(f"{output} exists; pass --overwrite true to replace it")
+    if not checkpoint.is_file():
+        raise ConfigError(f"{checkpoint}: no such checkpoint; expected a policy checkpoint such as checkpoints/policy-iterK.ckpt")
+    try:
+        policy = BCPolicyModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    except Exception as error:  # a wrong or damaged file: say which, in one line
+        raise ConfigError(f"{checkpoint}: not a BCPolicyModule checkpoint ({type(error).__name__}: {error})") from None
+    scripted = torch.jit.script(ExportedPolicy(policy))
+    return atomic_write(output, lambda handle: torch.jit.save(scripted, handle))
+
+
+def load_exported(path: str | Path) -> Policy:
+    """A numpy-in, numpy-out policy from an exported file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such exported policy; make one with `bco export`")
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as error:
+        raise ConfigError(f"{path}: not a TorchScript policy ({type(error).__name__})") from None
+
+    @torch.inference_mode()
+    def act(observations: np.ndarray) -> np.ndarray:
+        return module(torch.as_tensor(observations, dtype=torch.float32)).numpy()
+
+    return act

@@ -51,15 +51,19 @@ class IDMModule(ActionModel):
         return bool(self.net.obs_normalizer.fitted)
 
     @torch.no_grad()
-    def label(self, observations: np.ndarray, pairs: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Most likely action of each pair `(observations[t], observations[t + 1])` for t in `pairs`."""
+    def infer(self, obs: Tensor, next_obs: Tensor, batch_size: int = 4096) -> Tensor:
+        """Most likely action of each transition `(obs[i], next_obs[i])`, in eval mode, on the CPU."""
         was_training = self.training
         self.eval()
-        obs = torch.from_numpy(observations).to(self.device)
-        index = torch.from_numpy(pairs).to(self.device)
-        labels = [
-            self.predict_step({"obs": obs[chunk], "next_obs": obs[chunk + 1]}, 0).cpu()
-            for chunk in index.split(batch_size)
+        chunks = [
+            self.predict_step({"obs": o.to(self.device), "next_obs": n.to(self.device)}, 0).cpu()
+            for o, n in zip(obs.split(batch_size), next_obs.split(batch_size))
         ]
         self.train(was_training)
-        return torch.cat(labels).numpy()
+        return torch.cat(chunks)
+
+    def label(self, observations: np.ndarray, pairs: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Most likely action of each pair `(observations[t], observations[t + 1])` for t in `pairs`."""
+        obs = torch.from_numpy(observations)
+        index = torch.from_numpy(pairs)
+        return self.infer(obs[index], obs[index + 1], batch_size).numpy()

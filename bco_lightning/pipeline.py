@@ -34,6 +34,7 @@ from bco_lightning.policy import BCPolicyModule
 
 EVAL_SEED_OFFSET = 10_000
 POST_DEMO_SEED_OFFSET = 1_000
+SELECTION_SEED_OFFSET = 20_000
 UNIT_SEED_STRIDE = 7_919
 RUN_DIR_VARIABLE = "BCO_RUN_DIR"
 
@@ -55,6 +56,9 @@ class RunSettings:
             of the best loss so far.
         stopping_threshold: a validation loss this low ends a stage at once.
         idm_max_epochs / policy_max_epochs: epoch cap of each stage (unless --trainer.max_epochs).
+        select_best: keep the iteration whose policy returns most on held-out selection episodes
+            (their own seeds, never the evaluation's; counted in `selection_steps`); False keeps
+            the last iteration's policy.
         log_root: folder under which the run's TensorBoard folder is made.
         summary_path: extra copy of the run summary (it is always written into the run folder).
     """
@@ -69,6 +73,7 @@ class RunSettings:
     stopping_threshold: float = 1e-6
     idm_max_epochs: int = 100
     policy_max_epochs: int = 100
+    select_best: bool = True
     log_root: str = "lightning_logs"
     summary_path: str | None = None
 
@@ -122,6 +127,12 @@ class RunProgress:
     idm_checkpoint: str = ""
     policy_checkpoint: str = ""
     world_size: int = 1
+    selection_steps: int = 0
+    selected_iteration: int | None = None
+    selection_return: float | None = None
+    selected_eval_returns: list[float] = field(default_factory=list)
+    selected_eval_lengths: list[int] = field(default_factory=list)
+    selected_policy_checkpoint: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @staticmethod
@@ -164,6 +175,7 @@ class BCORun:
         os.environ[RUN_DIR_VARIABLE] = str(self.run_dir.resolve())
         self.state_dir = self.run_dir / "state"
         self.progress = RunProgress.load(self.state_dir / "progress.json")
+        self._selected_state: dict[str, torch.Tensor] | None = None
 
     def _stage_logger(self, sub_dir: str) -> TensorBoardLogger:
         return TensorBoardLogger(
@@ -286,6 +298,7 @@ class BCORun:
             demonstrator_return=expert.demonstrator_return,
             random_return=progress.random_return,
             logger=self._stage_logger("eval"),
+            selection_seed=s.seed + SELECTION_SEED_OFFSET if s.select_best else None,
         )
         for iteration in range(s.iterations + 1):
             if self._unit(f"idm-{iteration}", 2 * iteration):
@@ -318,16 +331,80 @@ class BCORun:
                     progress.eval_returns = evaluation.result.returns.tolist()
                     progress.eval_lengths = evaluation.result.lengths.tolist()
                     self._save_module(self.policy, "policy")
+                    if evaluation.selection_result is not None:
+                        self._consider_for_selection(iteration, evaluation.selection_result)
                 progress.history[-1].update(evaluation.metrics())
                 progress.history[-1]["env_steps"] = progress.env_steps
                 if is_rank_zero():
                     atomic_write(self.state_dir / "expert_labels.npy", lambda handle: np.save(handle, labels))
                 self._commit(f"policy-{iteration}")
+        if s.select_best and progress.selected_iteration is not None:
+            self.policy.load_state_dict(self._selected_state or self._load_state("selected_policy"))
+        self._log_idm_images(s.iterations)
         return self._summarize(time.perf_counter() - start)
+
+    def _consider_for_selection(self, iteration: int, selection: EvaluationResult) -> None:
+        """Keep this iteration's policy if it returns at least as much as the kept one on the
+        selection episodes (ties go to the later iteration, which has seen more interaction)."""
+        progress = self.progress
+        progress.selection_steps += int(selection.lengths.sum())
+        progress.history[-1]["selection/return_mean"] = selection.mean_return
+        if progress.selection_return is not None and selection.mean_return < progress.selection_return:
+            return
+        progress.selected_iteration = iteration
+        progress.selection_return = selection.mean_return
+        progress.selected_eval_returns = list(progress.eval_returns)
+        progress.selected_eval_lengths = list(progress.eval_lengths)
+        progress.selected_policy_checkpoint = progress.policy_checkpoint
+        self._selected_state = {name: t.detach().clone() for name, t in self.policy.state_dict().items()}
+        self._save_module(self.policy, "selected_policy")
+
+    def _load_state(self, name: str) -> dict[str, torch.Tensor]:
+        return torch.load(self.state_dir / f"{name}.pt", map_location=self.policy.device, weights_only=True)
+
+    def _log_idm_images(self, step: int) -> None:
+        """The final IDM's confusion matrix (discrete) or per-dimension error (Box), on its validation
+        transitions and, when the expert file has true actions, on the demonstrations' labels."""
+        if not is_rank_zero() or self.data.interaction is None:
+            return
+        from bco_lightning.diagnostics import idm_image
+
+        codec, expert, writer = self.idm.codec, self.data.expert, self.run_logger.experiment
+        half_range = None if codec.discrete else codec.half_range.cpu().numpy()
+        val = self.data.idm_validation_transitions()
+        inferred = self.idm.infer(val["obs"], val["next_obs"]).numpy()
+        image = idm_image(val["action"].numpy(), inferred, codec.discrete, codec.action_dim, half_range, "IDM on held-out interaction transitions")
+        writer.add_image("idm/validation_transitions", image, step, dataformats="HWC")
+        if expert.actions is not None:
+            labels = self.idm.label(expert.observations, self.data.expert_pairs)
+            image = idm_image(expert.actions, labels, codec.discrete, codec.action_dim, half_range, "IDM labels vs the demonstrator's true actions")
+            writer.add_image("idm/expert_labels_vs_true_actions", image, step, dataformats="HWC")
+
+    def _log_hparams(self, summary: dict[str, Any]) -> None:
+        """The run's settings with its final metrics, for TensorBoard's HPARAMS tab."""
+        params = {
+            "env_id": self.data.env_id,
+            "seed": self.settings.seed,
+            "alpha": self.settings.alpha,
+            "iterations": self.settings.iterations,
+            "pre_demo_steps": self.progress.pre_demo_steps,
+            "batch_size": self.data.batch_size,
+            "expert_episodes": summary["expert_episodes"],
+            "idm_hidden_sizes": str(list(self.idm.hparams.get("hidden_sizes", []))),
+            "idm_lr": self.idm.hparams.get("lr"),
+            "policy_hidden_sizes": str(list(self.policy.hparams.get("hidden_sizes", []))),
+            "policy_lr": self.policy.hparams.get("lr"),
+            "world_size": self.progress.world_size,
+        }
+        names = ("normalized_score", "eval_return_mean", "eval_return_std", "idm_label_accuracy", "env_steps")
+        metrics = {f"hparams/{name}": float(summary[name]) for name in names if summary[name] is not None}
+        self.run_logger.log_hyperparams(params, metrics)
 
     def _summarize(self, wall_seconds: float) -> dict[str, Any]:
         s, data, progress, expert = self.settings, self.data, self.progress, self.data.expert
-        returns = np.asarray(progress.eval_returns)
+        selected = s.select_best and progress.selected_iteration is not None
+        returns = np.asarray(progress.selected_eval_returns if selected else progress.eval_returns)
+        policy_checkpoint = progress.selected_policy_checkpoint if selected else progress.policy_checkpoint
         mean_return, std_return = float(returns.mean()), float(returns.std())
         codec = self.idm.codec
         labels = self.idm.label(expert.observations, data.expert_pairs)
@@ -351,12 +428,15 @@ class BCORun:
             "seed": s.seed,
             "world_size": progress.world_size,
             "idm_checkpoint": progress.idm_checkpoint or None,
-            "policy_checkpoint": progress.policy_checkpoint or None,
+            "policy_checkpoint": policy_checkpoint or None,
+            "selected_iteration": progress.selected_iteration if selected else s.iterations,
+            "selection_steps": progress.selection_steps,
             "log_dir": str(self.run_dir.resolve()),
             "history": progress.history,
             "wall_seconds": wall_seconds,
         }
         if is_rank_zero():
+            self._log_hparams(summary)
             write_json_atomic(self.run_dir / "summary.json", summary)
             if s.summary_path:
                 write_json_atomic(s.summary_path, summary)

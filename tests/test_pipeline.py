@@ -197,3 +197,22 @@ def test_exported_policy_scores_the_summary_return_in_a_fresh_process(cartpole_r
     evaluated = run_bco(["evaluate", "--policy", str(exported), "--data.env_id", "CartPole-v1", "--episodes", str(summary["eval_episodes"])], cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout.strip().splitlines()[-1])["eval_return_mean"] == pytest.approx(summary["eval_return_mean"], rel=0.01)
+
+
+def test_event_files_hold_the_idm_images_and_the_hparams(cartpole_run):
+    """TensorBoard shows the IDM's confusion matrices and the run's settings with its final metrics."""
+    _, summary, _ = cartpole_run
+    images, hparams, scalars = set(), set(), {}
+    for events in Path(summary["log_dir"]).glob("events.out.tfevents*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        images |= set(accumulator.Tags()["images"])
+        hparams |= set(accumulator.PluginTagToContent("hparams"))
+        scalars.update({tag: accumulator.Scalars(tag)[-1].value for tag in accumulator.Tags()["scalars"]})
+        for tag in accumulator.Tags()["images"]:
+            image = accumulator.Images(tag)[-1]
+            assert image.width >= 200 and image.height >= 200 and image.encoded_image_string[:4] == b"\x89PNG"
+    assert images == {"idm/validation_transitions", "idm/expert_labels_vs_true_actions"}
+    assert "_hparams_/experiment" in hparams and "_hparams_/session_start_info" in hparams
+    assert scalars["hparams/normalized_score"] == pytest.approx(summary["normalized_score"])
+    assert scalars["hparams/idm_label_accuracy"] == pytest.approx(summary["idm_label_accuracy"])

@@ -312,6 +312,12 @@ class BCODataModule(pl.LightningDataModule):
         tensors["action"] = table.batch(at_most(train, max_samples))["action"]
         return tensors
 
+    def idm_validation_transitions(self) -> dict[str, Tensor]:
+        """The IDM's held-out transitions `obs`, `next_obs`, `action` (for diagnostics)."""
+        table = self._interaction_table()
+        _, val = self._split(len(table))
+        return table.batch(val)
+
     def num_train_samples(self) -> int:
         """Size of the current stage's training split (all ranks together), counting a requested
         collection that the stage's setup has yet to make."""

@@ -229,6 +229,8 @@ def quiet_console() -> None:
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter.*")
+    # ActionModel overrides `transfer_batch_to_device` on purpose (flat dicts of tensors).
+    warnings.filterwarnings("ignore", message=r".*overridden `transfer_batch_to_device` in `LightningModule`.*")
     warnings.filterwarnings("ignore", module=r"gymnasium\.utils\.passive_env_checker")
 
 

@@ -5,7 +5,8 @@ sub-envs (autoreset pairs dropped), an IDM and a policy of two 256-unit layers o
 inputs, AdamW (fused) at 1e-3, batch 256, a 10% validation split, validation every epoch or every
 100 steps, early stopping after 5 validations without a 0.1% better loss (best weights kept),
 3 iterations of alpha = 0.1 with the policy's sampled actions, retraining the policy only when the
-labels change, 10 evaluation episodes. No Lightning, no checkpoints, no logs.
+labels change, the iteration kept by 10 selection episodes, 10 evaluation episodes. No Lightning,
+no checkpoints, no logs.
 
     python benchmarks/plain_bco.py --summary_path plain.json
 """
@@ -127,7 +128,7 @@ def main() -> None:
             return (torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1) if sample else logits.argmax(-1)).numpy()
 
     random_return = evaluate(lambda obs: np.random.default_rng(args.seed).integers(0, 2, len(obs)), args.seed + 10_000)
-    labels, env_steps, eval_return = None, PRE_DEMO_STEPS, 0.0
+    labels, env_steps, eval_return, best_selection = None, PRE_DEMO_STEPS, 0.0, -np.inf
     for iteration in range(ITERATIONS + 1):
         if iteration > 0:
             generator = torch.Generator().manual_seed(args.seed + iteration)
@@ -140,7 +141,10 @@ def main() -> None:
         if labels is None or not torch.equal(new_labels, labels):
             labels = new_labels
             train(policy, expert_s, labels, args.seed + 100 + iteration)
-            eval_return = evaluate(act, args.seed + 10_000)
+            # keep the iteration that returns most on held-out selection episodes
+            evaluation, selection = evaluate(act, args.seed + 10_000), evaluate(act, args.seed + 20_000)
+            if selection >= best_selection:
+                best_selection, eval_return = selection, evaluation
     summary = {
         "env_id": ENV_ID,
         "eval_return_mean": eval_return,

@@ -309,7 +309,8 @@ class BCODataModule(pl.LightningDataModule):
         tensors = {key: torch.cat([part[key] for part in parts]) for key in ("obs", "next_obs")}
         table = self._stage_table()
         train, _ = self._split(len(table))
-        tensors["action"] = table.batch(at_most(train, max_samples))["action"]
+        assert table.actions is not None
+        tensors["action"] = table.actions[at_most(train, max_samples)]
         return tensors
 
     def idm_validation_transitions(self) -> dict[str, Tensor]:

@@ -193,6 +193,9 @@ class BCORun:
             filename=f"{name}-iter{iteration}",
             monitor="val/loss",
             save_top_k=1,
+            # weights and hyperparameters only: `--resume` uses state/, so optimiser state would
+            # only make every save slower
+            save_weights_only=True,
             enable_version_counter=False,
         )
         kwargs = {
@@ -202,7 +205,7 @@ class BCORun:
             "enable_model_summary": False,
             "num_sanity_val_steps": 0,
             "deterministic": True,
-            "log_every_n_steps": 1,
+            "log_every_n_steps": 50,  # nothing is logged per step (the train loss is per epoch)
             **self.trainer_kwargs,
         }
         kwargs["callbacks"] = [

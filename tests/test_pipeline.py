@@ -86,6 +86,8 @@ def test_cartpole_learns(cartpole_run):
     expected = (summary["eval_return_mean"] - summary["random_return"]) / (summary["demonstrator_return"] - summary["random_return"])
     assert summary["normalized_score"] == pytest.approx(expected)
     assert summary["env_steps"] == 5000  # BCO(0): pre-demonstration interaction only
+    # the selection episodes (5 of at least 475 steps) are counted apart from the training budget
+    assert summary["selected_iteration"] == 0 and summary["selection_steps"] >= 5 * 475
     assert summary["idm_label_accuracy"] >= 0.95  # the shipped file has the true actions
     assert summary["world_size"] == 1
 

@@ -205,7 +205,7 @@ class BCORun:
             "enable_model_summary": False,
             "num_sanity_val_steps": 0,
             "deterministic": True,
-            "log_every_n_steps": 50,  # nothing is logged per step (the train loss is per epoch)
+            "log_every_n_steps": 1,
             **self.trainer_kwargs,
         }
         kwargs["callbacks"] = [

@@ -23,19 +23,10 @@ class ExportedPolicy(nn.Module):
     def __init__(self, policy: BCPolicyModule) -> None:
         super().__init__()
         self.net = copy.deepcopy(policy.net).cpu().eval()
-        codec = policy.codec
-        self.discrete = codec.discrete
-        self.register_buffer("target_mean", codec.target_normalizer.mean.detach().cpu().clone())
-        self.register_buffer("target_std", codec.target_normalizer.std.detach().cpu().clone())
-        self.register_buffer("center", codec.center.detach().cpu().clone())
-        self.register_buffer("half_range", codec.half_range.detach().cpu().clone())
+        self.codec = copy.deepcopy(policy.codec).cpu()
 
     def forward(self, observations: Tensor) -> Tensor:
-        output = self.net(observations)
-        if self.discrete:
-            return output.argmax(dim=-1)
-        unit = (output * self.target_std + self.target_mean).clamp(-1.0, 1.0)
-        return unit * self.half_range + self.center
+        return self.codec.decode(self.net(observations))
 
 
 def export_policy(checkpoint: str | Path, output: str | Path, overwrite: bool = False) -> Path:

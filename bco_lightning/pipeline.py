@@ -343,8 +343,9 @@ class BCORun:
                 self._commit(f"policy-{iteration}")
         if s.select_best and progress.selected_iteration is not None:
             self.policy.load_state_dict(self._selected_state or self._load_state("selected_policy"))
-        self._log_idm_images(s.iterations)
-        return self._summarize(time.perf_counter() - start)
+        labels = self.idm.label(expert.observations, data.expert_pairs)  # the final IDM's
+        self._log_idm_images(s.iterations, labels)
+        return self._summarize(time.perf_counter() - start, labels)
 
     def _consider_for_selection(self, iteration: int, selection: EvaluationResult) -> None:
         """Keep this iteration's policy if it returns at least as much as the kept one on the
@@ -365,7 +366,7 @@ class BCORun:
     def _load_state(self, name: str) -> dict[str, torch.Tensor]:
         return torch.load(self.state_dir / f"{name}.pt", map_location=self.policy.device, weights_only=True)
 
-    def _log_idm_images(self, step: int) -> None:
+    def _log_idm_images(self, step: int, labels: np.ndarray) -> None:
         """The final IDM's confusion matrix (discrete) or per-dimension error (Box), on its validation
         transitions and, when the expert file has true actions, on the demonstrations' labels."""
         if not is_rank_zero() or self.data.interaction is None:
@@ -379,7 +380,6 @@ class BCORun:
         image = idm_image(val["action"].numpy(), inferred, codec.discrete, codec.action_dim, half_range, "IDM on held-out interaction transitions")
         writer.add_image("idm/validation_transitions", image, step, dataformats="HWC")
         if expert.actions is not None:
-            labels = self.idm.label(expert.observations, self.data.expert_pairs)
             image = idm_image(expert.actions, labels, codec.discrete, codec.action_dim, half_range, "IDM labels vs the demonstrator's true actions")
             writer.add_image("idm/expert_labels_vs_true_actions", image, step, dataformats="HWC")
 
@@ -403,14 +403,13 @@ class BCORun:
         metrics = {f"hparams/{name}": float(summary[name]) for name in names if summary[name] is not None}
         self.run_logger.log_hyperparams(params, metrics)
 
-    def _summarize(self, wall_seconds: float) -> dict[str, Any]:
+    def _summarize(self, wall_seconds: float, labels: np.ndarray) -> dict[str, Any]:
         s, data, progress, expert = self.settings, self.data, self.progress, self.data.expert
         selected = s.select_best and progress.selected_iteration is not None
         returns = np.asarray(progress.selected_eval_returns if selected else progress.eval_returns)
         policy_checkpoint = progress.selected_policy_checkpoint if selected else progress.policy_checkpoint
         mean_return, std_return = float(returns.mean()), float(returns.std())
         codec = self.idm.codec
-        labels = self.idm.label(expert.observations, data.expert_pairs)
         half_range = None if codec.discrete else codec.half_range.cpu().numpy()
         summary = {
             "env_id": data.env_id,

@@ -333,14 +333,16 @@ class BCODataModule(pl.LightningDataModule):
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     def train_dataloader(self) -> BatchLoader:
-        train, _ = self._split(len(self._stage_table()))
+        table = self._stage_table()
+        train, _ = self._split(len(table))
         rank, world_size = self._rank()
-        return BatchLoader(self._stage_table(), train, self.batch_size, True, self.seed, rank, world_size)
+        return BatchLoader(table, train, self.batch_size, True, self.seed, rank, world_size)
 
     def val_dataloader(self) -> BatchLoader:
-        _, val = self._split(len(self._stage_table()))
+        table = self._stage_table()
+        _, val = self._split(len(table))
         rank, world_size = self._rank()
-        return BatchLoader(self._stage_table(), val, self.batch_size * 16, False, rank=rank, world_size=world_size)
+        return BatchLoader(table, val, self.batch_size * 16, False, rank=rank, world_size=world_size)
 
     def test_dataloader(self) -> BatchLoader:
         return self.val_dataloader()

@@ -143,9 +143,9 @@ class RunProgress:
 class BCORun:
     """One `bco run`: a sequence of units of work, each checkpointed so that `--resume` continues.
 
-    Units: `collect-0` (pre-demonstration rollouts), then per iteration k `idm-k` (train the IDM),
-    `policy-k` (label, train the policy, evaluate) and, for k >= 1, `collect-k` before them
-    (post-demonstration rollouts). Each unit re-seeds every RNG from (seed, unit), so a unit replayed
+    Units, per iteration k: `idm-k` (collect the interactions, random for k = 0 and with the current
+    policy after, inside the IDM stage's setup; then train the IDM) and `policy-k` (label, train the
+    policy, evaluate, consider it for selection). Each unit re-seeds every RNG from (seed, unit), so a unit replayed
     after a crash computes exactly what it would have computed the first time.
     """
 

@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py            # full run, writes benchmarks/throughput.md
     python benchmarks/throughput.py --short    # CI smoke: fewer steps, scaling up to 1e5
+    python benchmarks/throughput.py --device cuda --sections training --output benchmarks/throughput_cuda.md
 
 1. Training: samples/s of the IDM and policy stages under a Lightning `Trainer` (the callbacks and
    logger `bco run` uses) vs a plain loop over the same module, data, batch size, optimiser and
@@ -46,6 +47,7 @@ from bco_lightning.policy import BCPolicyModule
 
 ROOT = Path(__file__).resolve().parents[1]
 # (label, obs_dim, discrete, action_dim): a HalfCheetah-sized and a CartPole-sized problem.
+SECTIONS = ("training", "rollouts", "end-to-end", "scaling")
 PROBLEMS = [("17-dim obs, 6-dim Box actions", 17, False, 6), ("4-dim obs, 2 discrete actions", 4, True, 2)]
 
 
@@ -85,11 +87,18 @@ def training_flops_per_sample(module: nn.Module) -> int:
     return 6 * macs
 
 
-def plain_samples_per_second(module: ActionModel, loader: BatchLoader, steps: int) -> float:
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def plain_samples_per_second(module: ActionModel, loader: BatchLoader, steps: int, device: str) -> float:
+    module.to(device)
     optimizer = module.configure_optimizers()
     done, start = 0, time.perf_counter()
     while done < steps:
         for batch in loader:
+            batch = {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
             loss = module.codec.loss(module(batch), module.codec.encode(batch["action"]))
             optimizer.zero_grad()
             loss.backward()
@@ -97,6 +106,7 @@ def plain_samples_per_second(module: ActionModel, loader: BatchLoader, steps: in
             done += 1
             if done == steps:
                 break
+    synchronize(device)
     return steps * loader.batch_size / (time.perf_counter() - start)
 
 
@@ -107,13 +117,14 @@ class TrainTimer(pl.Callback):
         self.start = time.perf_counter()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        synchronize(pl_module.device.type)
         self.seconds = time.perf_counter() - self.start
 
 
-def lightning_samples_per_second(module: ActionModel, loader: BatchLoader, steps: int, log_dir: str) -> float:
+def lightning_samples_per_second(module: ActionModel, loader: BatchLoader, steps: int, log_dir: str, device: str) -> float:
     timer = TrainTimer()
     trainer = pl.Trainer(
-        accelerator="cpu",
+        accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
         max_steps=steps,
         limit_val_batches=0,
@@ -129,16 +140,20 @@ def lightning_samples_per_second(module: ActionModel, loader: BatchLoader, steps
     return steps * loader.batch_size / timer.seconds
 
 
-def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_flops_per_second(device: str, size: int = 2048, repeats: int = 5) -> float:
+    if device == "cuda":
+        size, repeats = 8192, 20
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def training_table(short: bool, peak: float) -> list[dict[str, Any]]:
+def training_table(short: bool, peak: float, device: str) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as log_dir:
         for label, obs_dim, discrete, action_dim in PROBLEMS:
@@ -149,11 +164,11 @@ def training_table(short: bool, peak: float) -> list[dict[str, Any]]:
                     steps = (60 if batch_size == 256 else 8) if short else (1500 if batch_size == 256 else 150)
                     loader = BatchLoader(table, torch.arange(len(table)), batch_size, shuffle=True, seed=0)
                     # warm-up, then alternate so that drifts of a noisy machine hit both alike
-                    plain_samples_per_second(make_module(stage, problem, table), loader, max(2, steps // 10))
+                    plain_samples_per_second(make_module(stage, problem, table), loader, max(2, steps // 10), device)
                     plain, lightning = [], []
                     for _ in range(2):
-                        plain.append(plain_samples_per_second(make_module(stage, problem, table), loader, steps))
-                        lightning.append(lightning_samples_per_second(make_module(stage, problem, table), loader, steps, log_dir))
+                        plain.append(plain_samples_per_second(make_module(stage, problem, table), loader, steps, device))
+                        lightning.append(lightning_samples_per_second(make_module(stage, problem, table), loader, steps, log_dir, device))
                     flops = training_flops_per_sample(make_module(stage, problem, table))
                     best_plain, best_lightning = max(plain), max(lightning)
                     rows.append({
@@ -289,16 +304,18 @@ def scaling_table(sizes: list[int], batch_size: int) -> list[dict[str, Any]]:
     return rows
 
 
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+def machine(device: str) -> str:
+    gpu = f", GPU {torch.cuda.get_device_name()}" if device == "cuda" else ""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
 
 
 def report(args: argparse.Namespace, peak: float, training: list, rollouts: list, e2e: dict | None, scaling: list) -> str:
+    command = " ".join(["python benchmarks/throughput.py", *sys.argv[1:]])
     lines = [
         "# Throughput",
         "",
-        f"`python benchmarks/throughput.py{' --short' if args.short else ''}` on {machine()}.",
-        f"Practical peak (2048x2048 float32 matmul, same threads): {peak / 1e9:.1f} GFLOP/s.",
+        f"`{command}` on {machine(args.device)}.",
+        f"Practical peak (large float32 matmul on {args.device}): {peak / 1e9:,.1f} GFLOP/s.",
         "",
         "## 1. Training: samples/s, Lightning `Trainer` vs a plain loop (same module, data, batch, optimiser)",
         "",
@@ -322,7 +339,7 @@ def report(args: argparse.Namespace, peak: float, training: list, rollouts: list
         lines.append(f"| {r['env']} | {r['plain']:,.0f} | {r['collector']:,.0f} | {r['evaluator']:,.0f} | {r['async']:,.0f} | {r['ratio']:.1f} |")
     lines += ["", "## 3. End to end: `bco run` (default CartPole job) vs `benchmarks/plain_bco.py`, whole processes", ""]
     if e2e is None:
-        lines.append("Skipped in `--short` mode.")
+        lines.append("Skipped (`--short`, or not among `--sections`).")
     else:
         lines += [
             "| program | wall s (best of repeats) | normalised score | env steps |",
@@ -351,6 +368,8 @@ def main() -> None:
     parser.add_argument("--short", action="store_true", help="CI smoke mode: few steps, scaling up to 1e5")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "throughput.md"))
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the training section runs")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="which sections to run")
     parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_child:
@@ -358,11 +377,13 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     pl.seed_everything(0, verbose=False)
-    peak = matmul_flops_per_second()
-    training = training_table(args.short, peak)
-    rollouts = rollout_table(args.short)
-    e2e = None if args.short else end_to_end(repeats=2)
-    scaling = scaling_table([10_000, 100_000] if args.short else [10_000, 100_000, 1_000_000, 10_000_000], args.batch_size)
+    peak = matmul_flops_per_second(args.device)
+    wanted = set(args.sections)
+    training = training_table(args.short, peak, args.device) if "training" in wanted else []
+    rollouts = rollout_table(args.short) if "rollouts" in wanted else []
+    e2e = None if args.short or "end-to-end" not in wanted else end_to_end(repeats=2)
+    sizes = [10_000, 100_000] if args.short else [10_000, 100_000, 1_000_000, 10_000_000]
+    scaling = scaling_table(sizes, args.batch_size) if "scaling" in wanted else []
     text = report(args, peak, training, rollouts, e2e, scaling)
     atomic_write(Path(args.output), lambda handle: handle.write(text.encode()))
     print(text)

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -130,8 +130,9 @@ def record_parser() -> ArgumentParser:
     parser.add_argument("--env_kwargs", type=dict[str, Any] | None, default=None, help="keyword arguments for gymnasium.make")
     parser.add_argument("--episodes", type=int, default=25, help="episodes to record")
     parser.add_argument("--seed", type=int, default=0, help="episode i resets with seed + i")
-    parser.add_argument("--output", type=str, required=True, help="the .npz file to write")
-    parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing output file")
+    parser.add_argument("--output", type=str, required=True, help="the .npz file to write, or the Minari dataset id with --format minari")
+    parser.add_argument("--format", type=Literal["npz", "minari"], default="npz", help="an expert state file, or a local Minari dataset (needs the minari extra)")
+    parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing .npz file (Minari datasets are never replaced)")
     return parser
 
 
@@ -139,6 +140,12 @@ def record_command(argv: list[str]) -> None:
     from bco_lightning.demonstrators import record_episodes, scripted_controller
 
     cfg = record_parser().parse_args(argv)
+    if cfg.format == "minari":
+        from bco_lightning.data.minari_source import record_minari
+
+        returns = record_minari(cfg.output, cfg.env_id, scripted_controller(cfg.env_id), cfg.episodes, cfg.seed, cfg.env_kwargs)
+        print(f"minari:{cfg.output}: {len(returns)} episodes of {cfg.env_id}, return {returns.mean():.1f} +- {returns.std():.1f}")
+        return
     output = Path(cfg.output)
     if output.exists() and not cfg.overwrite:
         raise ConfigError(f"{output} exists; pass --overwrite true to replace it")

@@ -35,11 +35,13 @@ def bco_console_script() -> list[str]:
     return [script] if script else [sys.executable, "-m", "bco_lightning.cli"]
 
 
-def run_bco(args: list[str], cwd: Path, launcher: str = "script", timeout: float = 300) -> subprocess.CompletedProcess:
+def run_bco(
+    args: list[str], cwd: Path, launcher: str = "script", timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run `bco ARGS` in a fresh process (cwd decides where lightning_logs/ goes)."""
     command = bco_console_script() if launcher == "script" else [sys.executable, "-m", "bco_lightning.cli"]
     return subprocess.run(
-        [*command, *args], cwd=cwd, env=CLI_ENV, capture_output=True, text=True, timeout=timeout
+        [*command, *args], cwd=cwd, env=env or CLI_ENV, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from bco_lightning.data.expert_file import ExpertDemonstrations, check_matches_env, load_expert_file
+from bco_lightning.data.minari_source import is_minari_source, load_minari_expert
 from bco_lightning.data.rollouts import Policy, Transitions, collect_transitions
 from bco_lightning.distributed import RANK_SEED_STRIDE, gather_shares, share
 from bco_lightning.envs import ConfigError, EnvSpec, describe_env
@@ -30,8 +31,11 @@ REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 MAX_NORMALIZATION_SAMPLES = 1_000_000
 
 
-def resolve_expert_path(expert_path: str) -> Path:
-    """A relative path is read from the working directory, else from the repository's `data/`."""
+def resolve_expert_path(expert_path: str) -> Path | str:
+    """A relative path is read from the working directory, else from the repository's `data/`;
+    `minari:DATASET_ID` stays as it is."""
+    if is_minari_source(expert_path):
+        return expert_path
     path = Path(expert_path)
     if not path.is_absolute() and not path.exists() and path.parts and path.parts[0] == "data":
         shipped = REPO_DATA.joinpath(*path.parts[1:])
@@ -137,7 +141,8 @@ class BCODataModule(pl.LightningDataModule):
     Args:
         env_id: gymnasium environment id.
         env_kwargs: keyword arguments for `gymnasium.make`, e.g. `{"continuous": true}`.
-        expert_path: expert state file (`.npz`, see the README for the format).
+        expert_path: expert state file (`.npz`, see the README for the format), or
+            `minari:DATASET_ID` for a local Minari dataset.
         pre_demo_steps: pre-demonstration interactions `|I_pre|`; None scales them with the
             observation and action dimensions: 1000 x (obs dim + action dim)^2, 20k to 500k.
         num_envs: sub-environments stepped together during collection and evaluation.
@@ -203,7 +208,10 @@ class BCODataModule(pl.LightningDataModule):
     @cached_property
     def expert(self) -> ExpertDemonstrations:
         """The validated expert file (raises `ExpertFileError` naming the file and the problem)."""
-        demos = load_expert_file(self.expert_path)
+        if isinstance(self.expert_path, str):
+            demos = load_minari_expert(self.expert_path, self.env_id)
+        else:
+            demos = load_expert_file(self.expert_path)
         check_matches_env(demos, self.expert_path, (self.spec.obs_dim,), self.env_id)
         if self.max_expert_episodes is not None:
             demos = demos.take_episodes(self.max_expert_episodes)

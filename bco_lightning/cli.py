@@ -25,6 +25,7 @@ from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.expert_file import ExpertFileError, save_expert_file
 from bco_lightning.data.rollouts import RolloutError
 from bco_lightning.distributed import is_rank_zero
+from bco_lightning.video import RenderError
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
 from bco_lightning.pipeline import BCORun, RunSettings
@@ -113,7 +114,7 @@ def run_command(argv: list[str]) -> dict[str, Any]:
         atomic_write(run.run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
     summary = run.run()
     score = summary["normalized_score"]
-    if is_rank_zero():
+    if is_rank_zero() and not settings.quiet:
         print(
             f"{summary['env_id']}: return {summary['eval_return_mean']:.1f} +- {summary['eval_return_std']:.1f} "
             f"over {summary['eval_episodes']} episodes, normalized score "
@@ -201,12 +202,16 @@ def evaluate_command(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--data.env_kwargs", type=dict[str, Any] | None, default=None, help="keyword arguments for gymnasium.make")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
     parser.add_argument("--seed", type=int, default=0, help="the run's --seed_everything: the same seed gives the run's evaluation episodes")
+    parser.add_argument("--video", type=str | None, default=None, help="also write the first evaluation episode as a video (.mp4 needs the video extra; .gif does not)")
+    parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing --video file")
     cfg = parser.parse_args(argv)
     if cfg.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {cfg.episodes}")
+    if cfg.video and Path(cfg.video).exists() and not cfg.overwrite:
+        raise ConfigError(f"{cfg.video} exists; pass --overwrite true to replace it")
     env_id, env_kwargs = cfg.data.env_id, cfg.data.env_kwargs
-    describe_env(env_id, env_kwargs)  # refuse an unknown or unsupported environment in one line
-    policy = load_exported(cfg.policy)
+    spec = describe_env(env_id, env_kwargs)  # refuse an unknown or unsupported environment in one line
+    policy = load_exported(cfg.policy, spec.obs_dim, env_id)
     result = evaluate_policy(env_id, env_kwargs, policy, cfg.episodes, cfg.seed + EVAL_SEED_OFFSET, min(cfg.episodes, 32))
     metrics = {
         "env_id": env_id,
@@ -215,6 +220,11 @@ def evaluate_command(argv: list[str]) -> dict[str, Any]:
         "eval_episodes": int(len(result.returns)),
         "eval_episode_length": float(result.lengths.mean()),
     }
+    if cfg.video:
+        from bco_lightning.video import record_frames, write_video
+
+        frames, fps = record_frames(env_id, env_kwargs, policy, cfg.seed + EVAL_SEED_OFFSET)
+        metrics["video"] = str(write_video(cfg.video, frames, fps))
     print(json.dumps(metrics))
     return metrics
 
@@ -256,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
             stage_command(argv)
         else:
             COMMANDS[command](rest)
-    except (ExpertFileError, ConfigError, RolloutError, FileExistsError) as error:
+    except (ExpertFileError, ConfigError, RolloutError, RenderError, FileExistsError) as error:
         print(f"bco {command}: error: {error}", file=sys.stderr)
         sys.exit(2)
 

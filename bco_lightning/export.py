@@ -24,6 +24,7 @@ class ExportedPolicy(nn.Module):
         super().__init__()
         self.net = copy.deepcopy(policy.net).cpu().eval()
         self.codec = copy.deepcopy(policy.codec).cpu()
+        self.obs_dim = int(policy.hparams["obs_dim"])  # kept in the file, checked against the env
 
     def forward(self, observations: Tensor) -> Tensor:
         return self.codec.decode(self.net(observations))
@@ -44,8 +45,9 @@ def export_policy(checkpoint: str | Path, output: str | Path, overwrite: bool = 
     return atomic_write(output, lambda handle: torch.jit.save(scripted, handle))
 
 
-def load_exported(path: str | Path) -> Policy:
-    """A numpy-in, numpy-out policy from an exported file."""
+def load_exported(path: str | Path, obs_dim: int | None = None, env_id: str = "") -> Policy:
+    """A numpy-in, numpy-out policy from an exported file; refuses one made for `obs_dim`-wide
+    observations of another size."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such exported policy; make one with `bco export`")
@@ -53,6 +55,9 @@ def load_exported(path: str | Path) -> Policy:
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:
         raise ConfigError(f"{path}: not a TorchScript policy ({type(error).__name__})") from None
+    expected = getattr(module, "obs_dim", None)
+    if obs_dim is not None and expected is not None and expected != obs_dim:
+        raise ConfigError(f"{path}: the policy takes {expected}-dim observations, but {env_id} gives {obs_dim}-dim ones")
 
     @torch.inference_mode()
     def act(observations: np.ndarray) -> np.ndarray:

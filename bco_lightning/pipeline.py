@@ -10,6 +10,7 @@ import inspect
 import json
 import os
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from bco_lightning.action_model import ActionModel
@@ -59,6 +60,12 @@ class RunSettings:
         select_best: keep the iteration whose policy returns most on held-out selection episodes
             (their own seeds, never the evaluation's; counted in `selection_steps`); False keeps
             the last iteration's policy.
+        video: log a video of one evaluation episode to TensorBoard after each trained policy
+            (headless `rgb_array`, at most 100 frames); skipped with a note where the environment
+            cannot render.
+        progress: progress bars for rollouts and training stages on stderr; None shows them only
+            when stderr is a terminal.
+        quiet: no progress bars and no closing line (for scripts); errors are still printed.
         log_root: folder under which the run's TensorBoard folder is made.
         summary_path: extra copy of the run summary (it is always written into the run folder).
     """
@@ -74,8 +81,17 @@ class RunSettings:
     idm_max_epochs: int = 100
     policy_max_epochs: int = 100
     select_best: bool = True
+    video: bool = True
+    progress: bool | None = None
+    quiet: bool = False
     log_root: str = "lightning_logs"
     summary_path: str | None = None
+
+    @property
+    def show_progress(self) -> bool:
+        if self.quiet:
+            return False
+        return sys.stderr.isatty() if self.progress is None else self.progress
 
     def __post_init__(self) -> None:
         if self.alpha < 0:
@@ -162,6 +178,7 @@ class BCORun:
         self.idm = idm
         self.policy = policy
         self.settings = settings
+        self.data.show_progress = settings.show_progress
         self.trainer_kwargs = changed_trainer_kwargs(trainer_kwargs or {})
         if run_dir is None and not is_rank_zero():
             # DDP processes that Lightning starts re-run `bco run`: they join rank 0's run folder.
@@ -176,6 +193,7 @@ class BCORun:
         self.state_dir = self.run_dir / "state"
         self.progress = RunProgress.load(self.state_dir / "progress.json")
         self._selected_state: dict[str, torch.Tensor] | None = None
+        self._video = settings.video
 
     def _stage_logger(self, sub_dir: str) -> TensorBoardLogger:
         return TensorBoardLogger(
@@ -201,7 +219,7 @@ class BCORun:
         kwargs = {
             "max_epochs": max_epochs * epochs_per_validation,
             "check_val_every_n_epoch": epochs_per_validation,
-            "enable_progress_bar": False,
+            "enable_progress_bar": self.settings.show_progress,
             "enable_model_summary": False,
             "num_sanity_val_steps": 0,
             "deterministic": True,
@@ -217,6 +235,8 @@ class BCORun:
             ),
             checkpoint,
             RestoreBestWeights(),
+            # tqdm, refreshed every 50 steps: Rich's bar redraws cost more than these small steps
+            *([TQDMProgressBar(refresh_rate=50)] if self.settings.show_progress else []),
             *extra_callbacks,
             *(self.trainer_kwargs.get("callbacks") or []),
         ]
@@ -334,6 +354,7 @@ class BCORun:
                     progress.eval_returns = evaluation.result.returns.tolist()
                     progress.eval_lengths = evaluation.result.lengths.tolist()
                     self._save_module(self.policy, "policy")
+                    self._log_video(iteration)
                     if evaluation.selection_result is not None:
                         self._consider_for_selection(iteration, evaluation.selection_result)
                 progress.history[-1].update(evaluation.metrics())
@@ -365,6 +386,21 @@ class BCORun:
 
     def _load_state(self, name: str) -> dict[str, torch.Tensor]:
         return torch.load(self.state_dir / f"{name}.pt", map_location=self.policy.device, weights_only=True)
+
+    def _log_video(self, iteration: int) -> None:
+        """One evaluation episode of this iteration's policy (the evaluation's first seed) as
+        `eval/video`; an environment that cannot render turns videos off with a one-line note."""
+        if not self._video or not is_rank_zero():
+            return
+        from bco_lightning.video import RenderError, log_video, record_frames
+
+        try:
+            frames, fps = record_frames(self.data.env_id, self.data.env_kwargs, self.policy.as_policy(deterministic=True), self.settings.seed + EVAL_SEED_OFFSET)
+        except RenderError as error:
+            print(f"bco run: note: no TensorBoard video: {error}", file=sys.stderr)
+            self._video = False
+            return
+        log_video(self.run_logger.experiment, "eval/video", frames, fps, iteration)
 
     def _log_idm_images(self, step: int, labels: np.ndarray) -> None:
         """The final IDM's confusion matrix (discrete) or per-dimension error (Box), on its validation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bco_lightning.cli import main
@@ -196,15 +198,33 @@ def test_exported_policy_scores_the_summary_return_in_a_fresh_process(cartpole_r
     assert result.returncode == 0, result.stderr
     fresh = exported_return_in_fresh_process(exported, summary["eval_episodes"], EVAL_SEED_OFFSET)
     assert fresh == pytest.approx(summary["eval_return_mean"], rel=0.01)
-    evaluated = run_bco(["evaluate", "--policy", str(exported), "--data.env_id", "CartPole-v1", "--episodes", str(summary["eval_episodes"])], cwd=tmp_path)
+    video = tmp_path / "episode.mp4"
+    evaluated = run_bco(
+        ["evaluate", "--policy", str(exported), "--data.env_id", "CartPole-v1", "--episodes", str(summary["eval_episodes"]), "--video", str(video)],
+        cwd=tmp_path,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stderr == ""
     assert json.loads(evaluated.stdout.strip().splitlines()[-1])["eval_return_mean"] == pytest.approx(summary["eval_return_mean"], rel=0.01)
+    assert video.read_bytes()[4:8] == b"ftyp" and video.stat().st_size > 1000
+    again = run_bco(["evaluate", "--policy", str(exported), "--data.env_id", "CartPole-v1", "--video", str(video)], cwd=tmp_path)
+    assert again.returncode == 2 and "exists" in again.stderr
 
 
-def test_event_files_hold_the_idm_images_and_the_hparams(cartpole_run):
-    """TensorBoard shows the IDM's confusion matrices and the run's settings with its final metrics."""
+def test_evaluate_refuses_a_policy_for_other_observations(cartpole_run, tmp_path):
     _, summary, _ = cartpole_run
-    images, hparams, scalars = set(), set(), {}
+    exported = tmp_path / "policy.pt"
+    assert run_bco(["export", "--checkpoint", summary["policy_checkpoint"], "--output", str(exported)], cwd=tmp_path).returncode == 0
+    result = run_bco(["evaluate", "--policy", str(exported), "--data.env_id", "Pendulum-v1"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"bco evaluate: error: {exported}: the policy takes 4-dim observations, but Pendulum-v1 gives 3-dim ones"
+
+
+def test_event_files_hold_the_video_the_idm_images_and_the_hparams(cartpole_run):
+    """TensorBoard shows an evaluation episode, the IDM's confusion matrices and the run's settings
+    with its final metrics."""
+    _, summary, _ = cartpole_run
+    images, hparams, scalars, video = set(), set(), {}, None
     for events in Path(summary["log_dir"]).glob("events.out.tfevents*"):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
@@ -213,8 +233,30 @@ def test_event_files_hold_the_idm_images_and_the_hparams(cartpole_run):
         scalars.update({tag: accumulator.Scalars(tag)[-1].value for tag in accumulator.Tags()["scalars"]})
         for tag in accumulator.Tags()["images"]:
             image = accumulator.Images(tag)[-1]
+            if tag == "eval/video":
+                video = accumulator.Images(tag)
+                continue
             assert image.width >= 200 and image.height >= 200 and image.encoded_image_string[:4] == b"\x89PNG"
-    assert images == {"idm/validation_transitions", "idm/expert_labels_vs_true_actions"}
+    assert images == {"eval/video", "idm/validation_transitions", "idm/expert_labels_vs_true_actions"}
+    assert [event.step for event in video] == [0]  # one per trained policy: BCO(0) trains one
+    gif = Image.open(io.BytesIO(video[0].encoded_image_string))
+    assert gif.format == "GIF" and gif.n_frames >= 20, gif.n_frames  # up to 101: Pillow merges identical frames
     assert "_hparams_/experiment" in hparams and "_hparams_/session_start_info" in hparams
     assert scalars["hparams/normalized_score"] == pytest.approx(summary["normalized_score"])
     assert scalars["hparams/idm_label_accuracy"] == pytest.approx(summary["idm_label_accuracy"])
+
+
+def test_quiet_run_prints_nothing_and_progress_shows_bars(tmp_path):
+    """`--quiet true` leaves stdout and stderr empty; `--progress true` shows the rollout and
+    training bars (off by default when stderr is not a terminal, as here)."""
+    args = ["run", "--data.pre_demo_steps", "2000", "--iterations", "0", "--idm_max_epochs", "2", "--policy_max_epochs", "2", "--eval_episodes", "2", "--video", "false"]
+    quiet = run_bco([*args, "--quiet", "true", "--summary_path", str(tmp_path / "quiet.json")], cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    default = run_bco([*args, "--summary_path", str(tmp_path / "default.json")], cwd=tmp_path)
+    assert default.returncode == 0 and default.stderr == ""
+    assert default.stdout.startswith("CartPole-v1: return ")
+    loud = run_bco([*args, "--progress", "true", "--summary_path", str(tmp_path / "loud.json")], cwd=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert "collect 2,000 steps" in loud.stderr
+    assert "Epoch 1" in loud.stdout  # Lightning's tqdm bars write to stdout

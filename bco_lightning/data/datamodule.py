@@ -192,6 +192,7 @@ class BCODataModule(pl.LightningDataModule):
         self.interaction: Transitions | None = None
         self.expert_labels: np.ndarray | None = None
         self.pending_collection: tuple[int, int, PolicyFactory | None] | None = None
+        self.show_progress = False  # `bco run` turns on the collection progress bar
 
     # Shapes for the models, linked with `link_arguments(..., apply_on="instantiate")`.
     @property
@@ -236,7 +237,8 @@ class BCODataModule(pl.LightningDataModule):
         def my_share() -> Transitions:
             explore = None if policy is None else policy(rank)
             rank_seed = seed + RANK_SEED_STRIDE * rank
-            return collect_transitions(self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs)
+            bar = f"collect {steps:,} steps" if self.show_progress and rank == 0 else None
+            return collect_transitions(self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs, bar)
 
         self.add_interaction(Transitions.concatenate(gather_shares(my_share, world_size)))
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from bco_lightning.envs import make_vector_env
 
@@ -102,10 +103,12 @@ def collect_transitions(
     seed: int,
     policy: Policy | None = None,
     num_envs: int = 8,
+    progress: str | None = None,
 ) -> Transitions:
     """Step `num_envs` sub-envs until `num_steps` valid transitions exist; `policy=None` is uniform random.
 
     Every environment step is one interaction; the result holds exactly `num_steps` transitions.
+    `progress` names a tqdm bar on stderr (None: no bar).
     """
     envs = make_vector_env(env_id, env_kwargs, num_envs)
     envs.action_space.seed(seed)
@@ -115,6 +118,7 @@ def collect_transitions(
     steps: list[np.ndarray] = []
     action_parts, index_parts = [], []
     collected = 0
+    bar = tqdm(total=num_steps, desc=progress, unit="step", unit_scale=True, leave=False, disable=progress is None)
     try:
         observations, _ = envs.reset(seed=seed)
         steps.append(_checked(observations, env_id))
@@ -127,12 +131,14 @@ def collect_transitions(
             action_parts.append(actions[valid])
             steps.append(_checked(next_observations, env_id))
             collected += len(valid)
+            bar.update(min(len(valid), num_steps - bar.n))
             just_reset = np.logical_or(terminated, truncated)
     except RolloutError:
         raise
     except Exception as error:
         raise RolloutError(f"{env_id} raised during a rollout: {type(error).__name__}: {error}") from error
     finally:
+        bar.close()
         envs.close()
     actions = np.concatenate(action_parts)[:num_steps]
     if np.issubdtype(actions.dtype, np.integer):

@@ -1,0 +1,113 @@
+"""Videos of a policy's evaluation episode: for TensorBoard (an animated GIF image summary) and files.
+
+Rendering is headless (`rgb_array`; MuJoCo through EGL unless `MUJOCO_GL` says otherwise). Only
+every k-th frame is rendered, at most `MAX_FRAMES` per episode, so that a video costs a small share
+of a run even where one frame takes tens of milliseconds (software-rendered MuJoCo).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bco_lightning.atomic import atomic_write
+from bco_lightning.data.rollouts import Policy
+
+MAX_FRAMES = 100
+MAX_WIDTH = 320
+
+
+class RenderError(RuntimeError):
+    """The environment cannot render `rgb_array` frames here."""
+
+
+def record_frames(env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy, seed: int) -> tuple[np.ndarray, float]:
+    """Frames `(N, H, W, 3)` uint8 of one episode of `policy` (reset with `seed`), and their fps."""
+    import gymnasium as gym
+
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control) off-screen
+    try:
+        env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
+    except Exception as error:
+        raise RenderError(f"{env_id} cannot render rgb_array frames ({type(error).__name__}: {error})") from None
+    try:
+        limit = env.spec.max_episode_steps if env.spec is not None and env.spec.max_episode_steps else 1000
+        stride = max(1, math.ceil(limit / MAX_FRAMES))
+        fps = float(env.metadata.get("render_fps") or 30) / stride
+        obs, _ = env.reset(seed=seed)
+        frames, step, done = [], 0, False
+        while True:
+            if step % stride == 0 or done:
+                frames.append(_downscaled(_render(env, env_id)))
+            if done:
+                break
+            obs, _, terminated, truncated, _ = env.step(policy(np.asarray(obs, dtype=np.float32)[None])[0])
+            done = terminated or truncated
+            step += 1
+        return np.stack(frames), fps
+    finally:
+        env.close()
+
+
+def _render(env: Any, env_id: str) -> np.ndarray:
+    try:
+        frame = env.render()
+    except Exception as error:
+        raise RenderError(f"{env_id} cannot render rgb_array frames ({type(error).__name__}: {error})") from None
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        raise RenderError(f"{env_id} rendered {type(frame).__name__}, not an (H, W, 3) image")
+    return frame
+
+
+def _downscaled(frame: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    height, width = frame.shape[:2]
+    if width <= MAX_WIDTH:
+        return frame.astype(np.uint8, copy=False)
+    size = (MAX_WIDTH, max(1, round(height * MAX_WIDTH / width)))
+    return np.asarray(Image.fromarray(frame.astype(np.uint8, copy=False)).resize(size, Image.Resampling.BILINEAR))
+
+
+def gif_bytes(frames: np.ndarray, fps: float) -> bytes:
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    return buffer.getvalue()
+
+
+def log_video(writer: Any, tag: str, frames: np.ndarray, fps: float, step: int) -> None:
+    """Write `frames` as an animated GIF image summary, the form TensorBoard's `add_video` produces,
+    without its moviepy dependency."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    height, width = frames.shape[1:3]
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif_bytes(frames, fps))
+    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+    writer.flush()
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> Path:
+    """`.gif` with Pillow; `.mp4` (or any other ffmpeg format) with imageio's ffmpeg plugin."""
+    path = Path(path)
+    if path.suffix.lower() == ".gif":
+        return atomic_write(path, lambda handle: handle.write(gif_bytes(frames, fps)))
+    try:
+        import imageio.v3 as iio
+        import imageio_ffmpeg  # noqa: F401  (the ffmpeg binary the FFMPEG plugin runs)
+    except ImportError:
+        raise RenderError(f"writing {path.suffix} videos needs imageio with ffmpeg: pip install 'bco-lightning[video]' (or write .gif)") from None
+    height, width = frames.shape[1:3]
+    even = frames[:, : height - height % 2, : width - width % 2]  # H.264 needs even sizes
+    data = iio.imwrite("<bytes>", even, extension=path.suffix, fps=fps, plugin="FFMPEG", macro_block_size=1)
+    return atomic_write(path, lambda handle: handle.write(data))

@@ -34,8 +34,11 @@ def record_frames(env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control) off-screen
+    size: dict[str, int] = {}
     try:
-        env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
+        if "mujoco" in str(gym.spec(env_id).entry_point):
+            size = {"width": MAX_WIDTH, "height": MAX_WIDTH * 3 // 4}  # render small: EGL may be software
+        env = gym.make(env_id, render_mode="rgb_array", **size, **(env_kwargs or {}))
     except Exception as error:
         raise RenderError(f"{env_id} cannot render rgb_array frames ({type(error).__name__}: {error})") from None
     try:

@@ -33,12 +33,13 @@ from bco_lightning.policy import BCPolicyModule
 
 SHAPE_FIELDS = ("obs_dim", "action_dim", "discrete", "action_low", "action_high")
 STAGE_SUBCOMMANDS = ("fit", "validate", "test", "predict")
-USAGE = """usage: bco {run,record,export,evaluate,fit,validate,test,predict} ...
+USAGE = """usage: bco {run,record,export,evaluate,benchmark,fit,validate,test,predict} ...
 
   bco run       the whole BCO(alpha) pipeline (no arguments: CartPole-v1 with data/CartPole-v1.npz)
-  bco record    write an expert state file from a scripted demonstrator
+  bco record    write an expert state file (or a Minari dataset) from a scripted demonstrator
   bco export    write a policy checkpoint as one TorchScript file (no bco_lightning needed to use it)
   bco evaluate  evaluate an exported policy on seeded episodes
+  bco benchmark BCO(0), BCO(alpha) and BC on true actions over environments and seeds (report + plot)
   bco fit|validate|test|predict --model IDMModule|BCPolicyModule ...
                 one stage on its own, with LightningCLI
 
@@ -144,13 +145,13 @@ def record_command(argv: list[str]) -> None:
     if cfg.format == "minari":
         from bco_lightning.data.minari_source import record_minari
 
-        returns = record_minari(cfg.output, cfg.env_id, scripted_controller(cfg.env_id), cfg.episodes, cfg.seed, cfg.env_kwargs)
+        returns = record_minari(cfg.output, cfg.env_id, scripted_controller(cfg.env_id, cfg.env_kwargs), cfg.episodes, cfg.seed, cfg.env_kwargs)
         print(f"minari:{cfg.output}: {len(returns)} episodes of {cfg.env_id}, return {returns.mean():.1f} +- {returns.std():.1f}")
         return
     output = Path(cfg.output)
     if output.exists() and not cfg.overwrite:
         raise ConfigError(f"{output} exists; pass --overwrite true to replace it")
-    demos = record_episodes(cfg.env_id, scripted_controller(cfg.env_id), cfg.episodes, cfg.seed, cfg.env_kwargs)
+    demos = record_episodes(cfg.env_id, scripted_controller(cfg.env_id, cfg.env_kwargs), cfg.episodes, cfg.seed, cfg.env_kwargs)
     save_expert_file(output, demos, overwrite=cfg.overwrite)
     returns = demos.episode_returns
     assert returns is not None
@@ -229,11 +230,18 @@ def evaluate_command(argv: list[str]) -> dict[str, Any]:
     return metrics
 
 
+def benchmark_command(argv: list[str]) -> None:
+    from bco_lightning.benchmark import benchmark_command as command
+
+    command(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "run": run_command,
     "record": record_command,
     "export": export_command,
     "evaluate": evaluate_command,
+    "benchmark": benchmark_command,
 }
 
 

@@ -70,6 +70,22 @@ def reacher_controller(obs: np.ndarray) -> np.ndarray:
     return np.clip(torque, -1.0, 1.0).astype(np.float32)
 
 
+def lunar_lander_controller(continuous: bool) -> Controller:
+    """gymnasium's own heuristic lander (`lunar_lander.heuristic`), in its discrete or continuous form."""
+    from types import SimpleNamespace
+
+    from gymnasium.envs.box2d.lunar_lander import heuristic
+
+    # The heuristic reads only `env.unwrapped.continuous` from the env it is given.
+    stub = SimpleNamespace(unwrapped=SimpleNamespace(continuous=continuous))
+
+    def act(obs: np.ndarray) -> Any:
+        action = heuristic(stub, obs)
+        return np.asarray(action, dtype=np.float32) if continuous else int(action)
+
+    return act
+
+
 SCRIPTED_CONTROLLERS: dict[str, Controller] = {
     "CartPole-v1": cartpole_controller,
     "MountainCar-v0": mountain_car_controller,
@@ -80,11 +96,13 @@ SCRIPTED_CONTROLLERS: dict[str, Controller] = {
 }
 
 
-def scripted_controller(env_id: str) -> Controller:
+def scripted_controller(env_id: str, env_kwargs: dict[str, Any] | None = None) -> Controller:
+    if env_id == "LunarLander-v3":
+        return lunar_lander_controller(bool((env_kwargs or {}).get("continuous", False)))
     try:
         return SCRIPTED_CONTROLLERS[env_id]
     except KeyError:
-        known = ", ".join(sorted(SCRIPTED_CONTROLLERS))
+        known = ", ".join(sorted([*SCRIPTED_CONTROLLERS, "LunarLander-v3"]))
         raise ConfigError(f"no scripted controller for {env_id!r}; scripted controllers exist for: {known}") from None
 
 

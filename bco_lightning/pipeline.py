@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -57,6 +57,9 @@ class RunSettings:
             of the best loss so far.
         stopping_threshold: a validation loss this low ends a stage at once.
         idm_max_epochs / policy_max_epochs: epoch cap of each stage (unless --trainer.max_epochs).
+        labels: "idm" is BCO; "true_actions" clones the expert file's own `actions` with no
+            interaction and no IDM: behavioural cloning, the upper reference a benchmark compares
+            BCO with (needs `actions` in the file and `--iterations 0`).
         select_best: keep the iteration whose policy returns most on held-out selection episodes
             (their own seeds, never the evaluation's; counted in `selection_steps`); False keeps
             the last iteration's policy.
@@ -80,6 +83,7 @@ class RunSettings:
     stopping_threshold: float = 1e-6
     idm_max_epochs: int = 100
     policy_max_epochs: int = 100
+    labels: Literal["idm", "true_actions"] = "idm"
     select_best: bool = True
     video: bool = True
     progress: bool | None = None
@@ -102,6 +106,8 @@ class RunSettings:
             raise ConfigError("--iterations > 0 needs --alpha > 0 (post-demonstration interactions per iteration)")
         if self.eval_episodes < 1:
             raise ConfigError(f"--eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.labels == "true_actions" and self.iterations > 0:
+            raise ConfigError("--labels true_actions clones the file's actions once: pass --iterations 0")
         if self.patience < 1 or self.idm_max_epochs < 1 or self.policy_max_epochs < 1:
             raise ConfigError("--patience, --idm_max_epochs and --policy_max_epochs must be >= 1")
 
@@ -310,6 +316,9 @@ class BCORun:
         start = time.perf_counter()
         s, data, progress = self.settings, self.data, self.progress
         expert = data.expert  # refuse a bad file before any work
+        behavioural_cloning = s.labels == "true_actions"
+        if behavioural_cloning and expert.actions is None:
+            raise ConfigError(f"--labels true_actions needs 'actions' in the expert file; {data.expert_path} has none")
         self._restore()
         evaluation = EnvEvaluationCallback(
             data.env_id,
@@ -324,7 +333,7 @@ class BCORun:
             selection_seed=s.seed + SELECTION_SEED_OFFSET if s.select_best else None,
         )
         for iteration in range(s.iterations + 1):
-            if self._unit(f"idm-{iteration}", 2 * iteration):
+            if not behavioural_cloning and self._unit(f"idm-{iteration}", 2 * iteration):
                 # The IDM stage's setup collects these interactions first, on every rank.
                 if iteration == 0:
                     data.request_collection(data.pre_demo_steps, s.seed)
@@ -338,7 +347,7 @@ class BCORun:
                 self._save_module(self.idm, "idm")
                 self._commit(f"idm-{iteration}")
             if self._unit(f"policy-{iteration}", 2 * iteration + 1):
-                labels = self.idm.label(expert.observations, data.expert_pairs)
+                labels = self._true_labels() if behavioural_cloning else self.idm.label(expert.observations, data.expert_pairs)
                 evaluation.log_step = iteration
                 if data.expert_labels is not None and np.array_equal(labels, data.expert_labels):
                     # The IDM labels every demonstration pair as before: the policy's data are
@@ -364,9 +373,19 @@ class BCORun:
                 self._commit(f"policy-{iteration}")
         if s.select_best and progress.selected_iteration is not None:
             self.policy.load_state_dict(self._selected_state or self._load_state("selected_policy"))
+        if behavioural_cloning:
+            return self._summarize(time.perf_counter() - start, None)
         labels = self.idm.label(expert.observations, data.expert_pairs)  # the final IDM's
         self._log_idm_images(s.iterations, labels)
         return self._summarize(time.perf_counter() - start, labels)
+
+    def _true_labels(self) -> np.ndarray:
+        """The expert file's own actions, as the IDM would label them (int64 indices, float32 vectors)."""
+        actions = self.data.expert.actions
+        assert actions is not None
+        if self.idm.codec.discrete:
+            return actions.reshape(-1).astype(np.int64)
+        return actions.reshape(actions.shape[0], -1).astype(np.float32)
 
     def _consider_for_selection(self, iteration: int, selection: EvaluationResult) -> None:
         """Keep this iteration's policy if it returns at least as much as the kept one on the
@@ -439,7 +458,7 @@ class BCORun:
         metrics = {f"hparams/{name}": float(summary[name]) for name in names if summary[name] is not None}
         self.run_logger.log_hyperparams(params, metrics)
 
-    def _summarize(self, wall_seconds: float, labels: np.ndarray) -> dict[str, Any]:
+    def _summarize(self, wall_seconds: float, labels: np.ndarray | None) -> dict[str, Any]:
         s, data, progress, expert = self.settings, self.data, self.progress, self.data.expert
         selected = s.select_best and progress.selected_iteration is not None
         returns = np.asarray(progress.selected_eval_returns if selected else progress.eval_returns)
@@ -458,7 +477,8 @@ class BCORun:
             "env_steps": progress.env_steps,
             "pre_demo_steps": progress.pre_demo_steps,
             "post_demo_steps": progress.env_steps - progress.pre_demo_steps,
-            "idm_label_accuracy": label_accuracy(labels, expert.actions, codec.discrete, half_range),
+            "idm_label_accuracy": None if labels is None else label_accuracy(labels, expert.actions, codec.discrete, half_range),
+            "labels": s.labels,
             "expert_episodes": expert.num_episodes,
             "expert_transitions": expert.num_transitions,
             "alpha": s.alpha,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI_ENV
+from conftest import CLI_ENV, run_bco
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -42,3 +42,34 @@ def test_plain_bco_reference_script_learns_cartpole(tmp_path: Path) -> None:
     written = json.loads(summary.read_text())
     assert written["normalized_score"] >= 0.95
     assert written["env_steps"] == 36_000 + 3 * 3_600  # the same budget as the default `bco run`
+
+
+@pytest.mark.slow
+def test_bco_benchmark_smoke_writes_report_and_plot_and_reuses_cells(tmp_path: Path) -> None:
+    """CI's smoke `bco benchmark`: CartPole, one seed, BCO(0) and BC on true actions, and a one-point
+    demonstration sweep; a second call finds every cell on disk and runs nothing."""
+    args = [
+        "benchmark", "--envs", "[cartpole]", "--methods", "[bco0, bc]", "--seeds", "[0]",
+        "--sweep_envs", "[cartpole]", "--sweep_episodes", "[1]", "--sweep_seeds", "[0]",
+        "--workdir", str(tmp_path / "cells"), "--output", str(tmp_path / "results.md"), "--plot", str(tmp_path / "results.png"),
+    ]
+    first = run_bco(args, cwd=tmp_path, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stderr.count("...") == 3  # three cells ran
+    cartpole = next(line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| CartPole-v1 |"))
+    bco0, bc = cartpole.split(" | ")[4:6]
+    assert float(bco0.split(" ± ")[0]) >= 0.95 and float(bc.split(" ± ")[0]) >= 0.95, cartpole
+    assert "| 1 episode |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
+    bc_summary = json.loads((tmp_path / "cells" / "cartpole" / "bc" / "seed0.json").read_text())
+    assert bc_summary["env_steps"] == 0 and bc_summary["labels"] == "true_actions"
+    sweep_summary = json.loads((tmp_path / "cells" / "cartpole" / "episodes1" / "seed0.json").read_text())
+    assert sweep_summary["expert_episodes"] == 1
+    second = run_bco(args, cwd=tmp_path, timeout=120)
+    assert second.returncode == 0 and "..." not in second.stderr
+
+
+def test_bco_benchmark_refuses_unknown_environment_and_method(tmp_path: Path) -> None:
+    for flag, value, words in (("--envs", "[atlantis]", "no config configs/atlantis.yaml"), ("--methods", "[gail]", "unknown method(s) gail")):
+        result = run_bco(["benchmark", flag, value, "--workdir", str(tmp_path)], cwd=tmp_path)
+        assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr

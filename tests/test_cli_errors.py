@@ -110,3 +110,15 @@ def test_print_config_is_yaml_and_config_file_round_trips(tmp_path):
     reparsed = yaml.safe_load(again.stdout)
     assert reparsed["alpha"] == 0.25 and reparsed["iterations"] == 2
     assert reparsed["data"]["pre_demo_steps"] == 1234
+
+
+def test_true_action_labels_need_actions_and_no_iterations(tmp_path, cartpole_demos):
+    from dataclasses import replace
+
+    from bco_lightning.data.expert_file import save_expert_file
+
+    no_actions = save_expert_file(tmp_path / "no_actions.npz", replace(cartpole_demos, actions=None))
+    result = run_bco(["run", "--data.expert_path", str(no_actions), "--labels", "true_actions", "--iterations", "0"], cwd=tmp_path)
+    assert_one_line_error(result, "--labels true_actions needs 'actions'", str(no_actions))
+    result = run_bco(["run", "--labels", "true_actions"], cwd=tmp_path)
+    assert_one_line_error(result, "pass --iterations 0")

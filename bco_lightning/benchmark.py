@@ -1,0 +1,218 @@
+"""`bco benchmark`: BCO(0), BCO(alpha) and behavioural cloning on true actions, per environment and
+seed, plus a sweep over the number of demonstration episodes; writes a Markdown report and a plot.
+
+Every cell (environment, method or sweep point, seed) is one `bco run` in a fresh process whose
+summary is kept under the work folder; a finished cell is never run again, so a long benchmark can
+be completed across several sittings with the same command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bco_lightning.atomic import atomic_write
+from bco_lightning.envs import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    label: str
+    flags: tuple[str, ...]
+
+
+METHODS = {
+    "bco0": Method("bco0", "BCO(0)", ("--alpha", "0", "--iterations", "0")),
+    "bco_alpha": Method("bco_alpha", "BCO(alpha)", ()),  # the config's alpha and iterations
+    "bc": Method("bc", "BC on true actions", ("--labels", "true_actions", "--iterations", "0")),
+}
+# Environments with a shipped demonstrator, by config name (configs/NAME.yaml). The BCO paper's
+# Hopper, Ant and Walker2d have no demonstrator yet and are reported as missing.
+ENVIRONMENTS = [
+    "cartpole", "mountaincar", "lunarlander", "lunarlander_continuous", "pendulum", "mountaincar_continuous",
+    "inverted_pendulum", "reacher", "halfcheetah",
+]
+MISSING = {"hopper": "Hopper-v5", "ant": "Ant-v5", "walker2d": "Walker2d-v5"}
+SWEEP_EPISODES = (1, 5, 10, 25)
+
+
+def config_path(name: str) -> Path:
+    path = REPO / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in (REPO / "configs").glob("*.yaml")))
+        raise ConfigError(f"no config configs/{name}.yaml; known environments: {known}")
+    return path
+
+
+def run_cell(env: str, cell: str, seed: int, flags: tuple[str, ...], workdir: Path) -> dict[str, Any]:
+    """The summary of one `bco run`, from disk when this cell finished before."""
+    summary_path = workdir / env / cell / f"seed{seed}.json"
+    if summary_path.is_file():
+        return json.loads(summary_path.read_text())
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "bco_lightning.cli", "run", "--config", str(config_path(env)), "--seed_everything", str(seed),
+        "--log_root", str(workdir / env / cell / "logs"), "--summary_path", str(summary_path), "--quiet", "true", "--video", "false",
+        *flags,
+    ]
+    print(f"bco benchmark: {env} {cell} seed {seed} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(f"{env} {cell} seed {seed} failed (exit {result.returncode}): {last}")
+    print(f"bco benchmark: {env} {cell} seed {seed}: score {json.loads(summary_path.read_text())['normalized_score']:.3f}, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return json.loads(summary_path.read_text())
+
+
+def _mean_std(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "n/a"
+
+
+def _scores(summaries: list[dict[str, Any]]) -> list[float]:
+    return [s["normalized_score"] for s in summaries if s.get("normalized_score") is not None]
+
+
+def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, dict[int, list[dict[str, Any]]]], methods: list[str], command: str) -> str:
+    """The Markdown report: one row per environment, then the demonstration-count sweep."""
+    lines = [
+        "# Benchmark",
+        "",
+        f"`{command}`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores. Normalised score = "
+        "(R - R_random) / (R_demonstrator - R_random), mean ± std over seeds; each run evaluates 10 episodes. "
+        "Interactions are environment steps before (`pre`) and after (`post`) the demonstrations, for BCO(alpha); "
+        "BC on true actions uses none.",
+        "",
+        "| environment | demonstrator return | random return | demo episodes | " + " | ".join(METHODS[m].label for m in methods)
+        + " | interactions pre + post (BCO(alpha), else BCO(0)) | seeds | wall s per run (" + ", ".join(METHODS[m].label for m in methods) + ") |",
+        "|---|---:|---:|---:|" + "---:|" * len(methods) + "---:|---:|---|",
+    ]
+    for env, by_method in results.items():
+        first = next(s for runs in by_method.values() for s in runs)
+        alpha_runs = by_method.get("bco_alpha") or by_method.get("bco0") or []
+        interactions = f"{alpha_runs[0]['pre_demo_steps']:,} + {alpha_runs[0]['post_demo_steps']:,}" if alpha_runs else "n/a"
+        walls = ", ".join(f"{np.mean([s['wall_seconds'] for s in by_method[m]]):.0f}" if by_method.get(m) else "n/a" for m in methods)
+        seeds = max(len(runs) for runs in by_method.values())
+        name = first["env_id"] + (" (continuous)" if env.endswith("_continuous") and "Continuous" not in first["env_id"] else "")
+        lines.append(
+            f"| {name} | {first['demonstrator_return']:.1f} | {first['random_return']:.1f} | {first['expert_episodes']} | "
+            + " | ".join(_mean_std(_scores(by_method.get(m, []))) for m in methods)
+            + f" | {interactions} | {seeds} | {walls} |"
+        )
+    for env, name in MISSING.items():
+        lines.append(f"| {name} | no demonstrator yet | | | " + " | ".join("not run" for _ in methods) + " | | | |")
+    if sweep:
+        counts = sorted({n for by_count in sweep.values() for n in by_count})
+        lines += [
+            "",
+            "## Demonstration episodes (BCO(alpha), normalised score)",
+            "",
+            "| environment | " + " | ".join(f"{n} episode{'s' if n > 1 else ''}" for n in counts) + " |",
+            "|---|" + "---:|" * len(counts),
+        ]
+        for env, by_count in sweep.items():
+            env_id = next(s for runs in by_count.values() for s in runs)["env_id"]
+            lines.append(f"| {env_id} | " + " | ".join(_mean_std(_scores(by_count.get(n, []))) for n in counts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, dict[int, list[dict[str, Any]]]], methods: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 2 if sweep else 1
+    figure, axes = plt.subplots(1, panels, figsize=(6 + 0.9 * len(results) + 5 * (panels - 1), 4.5), squeeze=False, gridspec_kw={"width_ratios": [max(2, len(results)), 1.2][:panels]})
+    bars = axes[0][0]
+    width = 0.8 / len(methods)
+    for k, method in enumerate(methods):
+        means = [np.mean(_scores(results[env].get(method, []))) if _scores(results[env].get(method, [])) else 0.0 for env in results]
+        stds = [np.std(_scores(results[env].get(method, []))) if _scores(results[env].get(method, [])) else 0.0 for env in results]
+        bars.bar(np.arange(len(results)) + (k - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=METHODS[method].label)
+    bars.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    bars.set_xticks(np.arange(len(results)), [env.replace("_", "\n") for env in results], fontsize=8)
+    bars.set_ylabel("normalised score")
+    bars.set_title("score per environment and method (mean ± std over seeds)")
+    bars.legend(fontsize=8, loc="lower left")
+    if sweep:
+        curve = axes[0][1]
+        for env, by_count in sweep.items():
+            counts = [n for n in sorted(by_count) if _scores(by_count[n])]
+            curve.errorbar(counts, [np.mean(_scores(by_count[n])) for n in counts], yerr=[np.std(_scores(by_count[n])) for n in counts], marker="o", capsize=3, label=env)
+        curve.set_xscale("log")
+        ticks = sorted({n for by_count in sweep.values() for n in by_count})
+        curve.set_xticks(ticks, [str(n) for n in ticks])
+        curve.set_xlabel("demonstration episodes")
+        curve.set_title("BCO(alpha) vs demonstrations")
+        curve.legend(fontsize=8)
+    figure.tight_layout()
+
+    def save(handle: Any) -> None:
+        figure.savefig(handle, format="png", dpi=110)
+
+    atomic_write(path, save)
+    plt.close(figure)
+
+
+def benchmark(
+    envs: list[str],
+    methods: list[str],
+    seeds: list[int],
+    sweep_envs: list[str],
+    sweep_episodes: list[int],
+    sweep_seeds: list[int],
+    workdir: Path,
+    output: Path,
+    plot_path: Path,
+    command: str,
+) -> str:
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {', '.join(unknown)}; expected some of {', '.join(METHODS)}")
+    for env in [*envs, *sweep_envs]:
+        config_path(env)
+    if any(n < 1 for n in sweep_episodes):
+        raise ConfigError(f"--sweep_episodes must be >= 1, got {sweep_episodes}")
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for env in envs:
+        results[env] = {m: [run_cell(env, m, seed, METHODS[m].flags, workdir) for seed in seeds] for m in methods}
+    sweep: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for env in sweep_envs:
+        sweep[env] = {
+            n: [run_cell(env, f"episodes{n}", seed, ("--data.max_expert_episodes", str(n)), workdir) for seed in sweep_seeds] for n in sweep_episodes
+        }
+    text = report(results, sweep, methods, command)
+    atomic_write(output, lambda handle: handle.write(text.encode()))
+    plot(results, sweep, methods, plot_path)
+    return text
+
+
+def benchmark_command(argv: list[str]) -> None:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="bco benchmark", description=__doc__)
+    parser.add_argument("--envs", type=list[str], default=ENVIRONMENTS, help="config names under configs/")
+    parser.add_argument("--methods", type=list[str], default=list(METHODS), help="bco0, bco_alpha, bc")
+    parser.add_argument("--seeds", type=list[int], default=[0, 1, 2])
+    parser.add_argument("--sweep_envs", type=list[str], default=["cartpole", "halfcheetah"], help="environments of the demonstration-count sweep")
+    parser.add_argument("--sweep_episodes", type=list[int], default=list(SWEEP_EPISODES), help="demonstration episodes per sweep point")
+    parser.add_argument("--sweep_seeds", type=list[int], default=[0, 1, 2])
+    parser.add_argument("--workdir", type=str, default="benchmarks/runs/benchmark", help="finished cells are kept and reused here")
+    parser.add_argument("--output", type=str, default="benchmarks/results.md")
+    parser.add_argument("--plot", type=str, default="benchmarks/results.png")
+    cfg = parser.parse_args(argv)
+    command = " ".join(["bco benchmark", *argv])
+    text = benchmark(cfg.envs, cfg.methods, cfg.seeds, cfg.sweep_envs, cfg.sweep_episodes, cfg.sweep_seeds, Path(cfg.workdir).resolve(), Path(cfg.output), Path(cfg.plot), command)
+    print(text)

@@ -132,6 +132,8 @@ def record_parser() -> ArgumentParser:
     parser.add_argument("--env_kwargs", type=dict[str, Any] | None, default=None, help="keyword arguments for gymnasium.make")
     parser.add_argument("--episodes", type=int, default=25, help="episodes to record")
     parser.add_argument("--seed", type=int, default=0, help="episode i resets with seed + i")
+    parser.add_argument("--model", type=str | None, default=None, help="a Stable-Baselines3 model zip to record instead of the scripted controller (sb3 extra)")
+    parser.add_argument("--algo", type=str, default="sac", help="the model's SB3 algorithm: sac, td3, ppo, a2c, ddpg or dqn")
     parser.add_argument("--output", type=str, required=True, help="the .npz file to write, or the Minari dataset id with --format minari")
     parser.add_argument("--format", type=Literal["npz", "minari"], default="npz", help="an expert state file, or a local Minari dataset (needs the minari extra)")
     parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing .npz file (Minari datasets are never replaced)")
@@ -139,19 +141,20 @@ def record_parser() -> ArgumentParser:
 
 
 def record_command(argv: list[str]) -> None:
-    from bco_lightning.demonstrators import record_episodes, scripted_controller
+    from bco_lightning.demonstrators import record_episodes, sb3_controller, scripted_controller
 
     cfg = record_parser().parse_args(argv)
+    controller = sb3_controller(cfg.model, cfg.algo) if cfg.model else scripted_controller(cfg.env_id, cfg.env_kwargs)
     if cfg.format == "minari":
         from bco_lightning.data.minari_source import record_minari
 
-        returns = record_minari(cfg.output, cfg.env_id, scripted_controller(cfg.env_id, cfg.env_kwargs), cfg.episodes, cfg.seed, cfg.env_kwargs)
+        returns = record_minari(cfg.output, cfg.env_id, controller, cfg.episodes, cfg.seed, cfg.env_kwargs)
         print(f"minari:{cfg.output}: {len(returns)} episodes of {cfg.env_id}, return {returns.mean():.1f} +- {returns.std():.1f}")
         return
     output = Path(cfg.output)
     if output.exists() and not cfg.overwrite:
         raise ConfigError(f"{output} exists; pass --overwrite true to replace it")
-    demos = record_episodes(cfg.env_id, scripted_controller(cfg.env_id, cfg.env_kwargs), cfg.episodes, cfg.seed, cfg.env_kwargs)
+    demos = record_episodes(cfg.env_id, controller, cfg.episodes, cfg.seed, cfg.env_kwargs)
     save_expert_file(output, demos, overwrite=cfg.overwrite)
     returns = demos.episode_returns
     assert returns is not None

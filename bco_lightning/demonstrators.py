@@ -106,6 +106,28 @@ def scripted_controller(env_id: str, env_kwargs: dict[str, Any] | None = None) -
         raise ConfigError(f"no scripted controller for {env_id!r}; scripted controllers exist for: {known}") from None
 
 
+SB3_ALGORITHMS = ("sac", "td3", "ppo", "a2c", "ddpg", "dqn")
+
+
+def sb3_controller(model_path: str, algo: str) -> Controller:
+    """A saved Stable-Baselines3 model acting deterministically (needs the `sb3` extra)."""
+    if algo not in SB3_ALGORITHMS:
+        raise ConfigError(f"--algo {algo!r} is not a Stable-Baselines3 algorithm; expected one of {', '.join(SB3_ALGORITHMS)}")
+    try:
+        import stable_baselines3
+    except ImportError:
+        raise ConfigError("recording a Stable-Baselines3 model needs it: pip install 'bco-lightning[sb3]'") from None
+    try:
+        model = getattr(stable_baselines3, algo.upper()).load(model_path, device="cpu")
+    except Exception as error:  # SB3 raises several types for a missing or foreign zip
+        raise ConfigError(f"{model_path}: not a loadable {algo.upper()} model ({type(error).__name__}: {error})") from None
+
+    def act(obs: np.ndarray) -> Any:
+        return model.predict(obs, deterministic=True)[0]
+
+    return act
+
+
 def record_episodes(env_id: str, controller: Controller, episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> ExpertDemonstrations:
     """Run `controller` for `episodes` seeded episodes (episode i resets with seed + i)."""
     if episodes < 1:

@@ -63,8 +63,8 @@ def run_cell(env: str, cell: str, seed: int, flags: tuple[str, ...], workdir: Pa
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "bco_lightning.cli", "run", "--config", str(config_path(env)), "--seed_everything", str(seed),
-        "--log_root", str(workdir / env / cell / "logs"), "--summary_path", str(summary_path), "--quiet", "true", "--video", "false",
-        *flags,
+        "--log_root", str(workdir / env / cell / "logs"), "--summary_path", str(summary_path),
+        "--quiet", "true", "--video", "false", *flags,
     ]
     print(f"bco benchmark: {env} {cell} seed {seed} ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
@@ -72,8 +72,9 @@ def run_cell(env: str, cell: str, seed: int, flags: tuple[str, ...], workdir: Pa
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise ConfigError(f"{env} {cell} seed {seed} failed (exit {result.returncode}): {last}")
-    print(f"bco benchmark: {env} {cell} seed {seed}: score {json.loads(summary_path.read_text())['normalized_score']:.3f}, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    return json.loads(summary_path.read_text())
+    summary = json.loads(summary_path.read_text())
+    print(f"bco benchmark: {env} {cell} seed {seed}: score {summary['normalized_score']:.3f}, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return summary
 
 
 def _mean_std(values: list[float]) -> str:
@@ -127,20 +128,26 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
     return "\n".join(lines) + "\n"
 
 
+def _mean_and_std(summaries: list[dict[str, Any]]) -> tuple[float, float]:
+    scores = _scores(summaries)
+    return (float(np.mean(scores)), float(np.std(scores))) if scores else (0.0, 0.0)
+
+
 def plot(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, dict[int, list[dict[str, Any]]]], methods: list[str], path: Path) -> None:
+    """Bars of the normalised score per environment and method; beside them, the sweep's curves."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = 2 if sweep else 1
-    figure, axes = plt.subplots(1, panels, figsize=(6 + 0.9 * len(results) + 5 * (panels - 1), 4.5), squeeze=False, gridspec_kw={"width_ratios": [max(2, len(results)), 1.2][:panels]})
+    ratios = [max(2, len(results)), 1.2] if sweep else [1]
+    figure, axes = plt.subplots(1, len(ratios), figsize=(6 + 0.9 * len(results) + (5 if sweep else 0), 4.5), squeeze=False, gridspec_kw={"width_ratios": ratios})
     bars = axes[0][0]
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):
-        means = [np.mean(_scores(results[env].get(method, []))) if _scores(results[env].get(method, [])) else 0.0 for env in results]
-        stds = [np.std(_scores(results[env].get(method, []))) if _scores(results[env].get(method, [])) else 0.0 for env in results]
-        bars.bar(np.arange(len(results)) + (k - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=METHODS[method].label)
+        means, stds = zip(*(_mean_and_std(results[env].get(method, [])) for env in results))
+        offsets = np.arange(len(results)) + (k - (len(methods) - 1) / 2) * width
+        bars.bar(offsets, means, width, yerr=stds, capsize=3, label=METHODS[method].label)
     bars.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     bars.set_xticks(np.arange(len(results)), [env.replace("_", "\n") for env in results], fontsize=8)
     bars.set_ylabel("normalised score")
@@ -150,19 +157,16 @@ def plot(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, d
         curve = axes[0][1]
         for env, by_count in sweep.items():
             counts = [n for n in sorted(by_count) if _scores(by_count[n])]
-            curve.errorbar(counts, [np.mean(_scores(by_count[n])) for n in counts], yerr=[np.std(_scores(by_count[n])) for n in counts], marker="o", capsize=3, label=env)
-        curve.set_xscale("log")
+            means, stds = zip(*(_mean_and_std(by_count[n]) for n in counts))
+            curve.errorbar(counts, means, yerr=stds, marker="o", capsize=3, label=env)
         ticks = sorted({n for by_count in sweep.values() for n in by_count})
+        curve.set_xscale("log")
         curve.set_xticks(ticks, [str(n) for n in ticks])
         curve.set_xlabel("demonstration episodes")
         curve.set_title("BCO(alpha) vs demonstrations")
         curve.legend(fontsize=8)
     figure.tight_layout()
-
-    def save(handle: Any) -> None:
-        figure.savefig(handle, format="png", dpi=110)
-
-    atomic_write(path, save)
+    atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
     plt.close(figure)
 
 

@@ -125,6 +125,20 @@ def label_accuracy(labels: np.ndarray, true_actions: np.ndarray | None, discrete
     return float(np.mean(error <= 0.1))
 
 
+def claim_run_dir(parent: Path) -> Path:
+    """Make the next free `parent/version_N` with an atomic mkdir: runs started at the same moment
+    in one log root get distinct folders (Lightning's own version count can hand both the same)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[len("version_"):]) for p in parent.glob("version_*") if p.name[len("version_"):].isdigit()]
+    number = max(taken, default=-1) + 1
+    while True:
+        try:
+            (parent / f"version_{number}").mkdir()
+            return parent / f"version_{number}"
+        except FileExistsError:
+            number += 1
+
+
 def changed_trainer_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The Trainer arguments a user actually set: the parser fills in every Trainer default, and
     those must not override the stage settings chosen here (validation interval, epochs, logging)."""
@@ -190,10 +204,9 @@ class BCORun:
             # DDP processes that Lightning starts re-run `bco run`: they join rank 0's run folder.
             run_dir = os.environ.get(RUN_DIR_VARIABLE)
         if run_dir is None:
-            self.run_logger = TensorBoardLogger(settings.log_root, name=data.env_id, default_hp_metric=False)
-        else:
-            run_dir = Path(run_dir)
-            self.run_logger = TensorBoardLogger(run_dir.parent.parent, name=run_dir.parent.name, version=run_dir.name, default_hp_metric=False)
+            run_dir = claim_run_dir(Path(settings.log_root) / data.env_id)
+        run_dir = Path(run_dir)
+        self.run_logger = TensorBoardLogger(run_dir.parent.parent, name=run_dir.parent.name, version=run_dir.name, default_hp_metric=False)
         self.run_dir = Path(self.run_logger.log_dir)
         os.environ[RUN_DIR_VARIABLE] = str(self.run_dir.resolve())
         self.state_dir = self.run_dir / "state"

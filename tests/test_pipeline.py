@@ -260,3 +260,16 @@ def test_quiet_run_prints_nothing_and_progress_shows_bars(tmp_path):
     assert loud.returncode == 0, loud.stderr
     assert "collect 2,000 steps" in loud.stderr
     assert "Epoch 1" in loud.stdout  # Lightning's tqdm bars write to stdout
+
+
+def test_runs_started_together_get_distinct_run_folders(tmp_path):
+    """Two `bco run`s started at once in one log root once shared a folder (Lightning counts
+    versions by listing); the folder is now claimed with an atomic mkdir."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bco_lightning.pipeline import claim_run_dir
+
+    (tmp_path / "CartPole-v1" / "version_3").mkdir(parents=True)
+    with ThreadPoolExecutor(8) as pool:
+        claimed = list(pool.map(lambda _: claim_run_dir(tmp_path / "CartPole-v1"), range(8)))
+    assert sorted(claimed, key=lambda p: int(p.name[8:])) == [tmp_path / "CartPole-v1" / f"version_{n}" for n in range(4, 12)]

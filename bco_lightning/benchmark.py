@@ -162,6 +162,7 @@ def plot(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, d
         ticks = sorted({n for by_count in sweep.values() for n in by_count})
         curve.set_xscale("log")
         curve.set_xticks(ticks, [str(n) for n in ticks])
+        curve.set_ylim(0, 1.1)
         curve.set_xlabel("demonstration episodes")
         curve.set_title("BCO(alpha) vs demonstrations")
         curve.legend(fontsize=8)

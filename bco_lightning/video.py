@@ -35,9 +35,9 @@ def record_frames(env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy
         os.environ.setdefault("MUJOCO_GL", "egl")
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control) off-screen
     size: dict[str, int] = {}
+    if "mujoco" in _entry_point(env_id):
+        size = {"width": MAX_WIDTH, "height": MAX_WIDTH * 3 // 4}  # render small: EGL may be software
     try:
-        if "mujoco" in str(gym.spec(env_id).entry_point):
-            size = {"width": MAX_WIDTH, "height": MAX_WIDTH * 3 // 4}  # render small: EGL may be software
         env = gym.make(env_id, render_mode="rgb_array", **size, **(env_kwargs or {}))
     except Exception as error:
         raise RenderError(f"{env_id} cannot render rgb_array frames ({type(error).__name__}: {error})") from None
@@ -58,6 +58,16 @@ def record_frames(env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy
         return np.stack(frames), fps
     finally:
         env.close()
+
+
+def _entry_point(env_id: str) -> str:
+    """The registered entry point, or '' (e.g. a `module:Env-v0` id whose module is not imported yet)."""
+    import gymnasium as gym
+
+    try:
+        return str(gym.spec(env_id).entry_point)
+    except Exception:
+        return ""
 
 
 def _render(env: Any, env_id: str) -> np.ndarray:

@@ -77,12 +77,18 @@ def run_cell(env: str, cell: str, seed: int, flags: tuple[str, ...], workdir: Pa
     return summary
 
 
-def _mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "n/a"
-
-
 def _scores(summaries: list[dict[str, Any]]) -> list[float]:
     return [s["normalized_score"] for s in summaries if s.get("normalized_score") is not None]
+
+
+def _mean_and_std(summaries: list[dict[str, Any]]) -> tuple[float, float]:
+    scores = _scores(summaries)
+    return (float(np.mean(scores)), float(np.std(scores))) if scores else (0.0, 0.0)
+
+
+def _mean_std(summaries: list[dict[str, Any]]) -> str:
+    mean, std = _mean_and_std(summaries)
+    return f"{mean:.3f} ± {std:.3f}" if _scores(summaries) else "n/a"
 
 
 def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, dict[int, list[dict[str, Any]]]], methods: list[str], command: str) -> str:
@@ -108,7 +114,7 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
         name = first["env_id"] + (" (continuous)" if env.endswith("_continuous") and "Continuous" not in first["env_id"] else "")
         lines.append(
             f"| {name} | {first['demonstrator_return']:.1f} | {first['random_return']:.1f} | {first['expert_episodes']} | "
-            + " | ".join(_mean_std(_scores(by_method.get(m, []))) for m in methods)
+            + " | ".join(_mean_std(by_method.get(m, [])) for m in methods)
             + f" | {interactions} | {seeds} | {walls} |"
         )
     for env, name in MISSING.items():
@@ -124,13 +130,8 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
         ]
         for env, by_count in sweep.items():
             env_id = next(s for runs in by_count.values() for s in runs)["env_id"]
-            lines.append(f"| {env_id} | " + " | ".join(_mean_std(_scores(by_count.get(n, []))) for n in counts) + " |")
+            lines.append(f"| {env_id} | " + " | ".join(_mean_std(by_count.get(n, [])) for n in counts) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _mean_and_std(summaries: list[dict[str, Any]]) -> tuple[float, float]:
-    scores = _scores(summaries)
-    return (float(np.mean(scores)), float(np.std(scores))) if scores else (0.0, 0.0)
 
 
 def plot(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, dict[int, list[dict[str, Any]]]], methods: list[str], path: Path) -> None:

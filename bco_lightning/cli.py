@@ -25,11 +25,11 @@ from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.expert_file import ExpertFileError, save_expert_file
 from bco_lightning.data.rollouts import RolloutError
 from bco_lightning.distributed import is_rank_zero
-from bco_lightning.video import RenderError
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
 from bco_lightning.pipeline import BCORun, RunSettings
 from bco_lightning.policy import BCPolicyModule
+from bco_lightning.video import RenderError
 
 SHAPE_FIELDS = ("obs_dim", "action_dim", "discrete", "action_low", "action_high")
 STAGE_SUBCOMMANDS = ("fit", "validate", "test", "predict")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -128,33 +129,47 @@ def sb3_controller(model_path: str, algo: str) -> Controller:
     return act
 
 
-def record_episodes(env_id: str, controller: Controller, episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> ExpertDemonstrations:
+@dataclass(frozen=True)
+class Episode:
+    """One played episode: `observations` holds the first and the last, `actions` one per step."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    total_reward: float
+    terminated: bool
+    seed: int
+
+
+def play_episodes(env_id: str, controller: Controller, episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> Iterator[Episode]:
     """Run `controller` for `episodes` seeded episodes (episode i resets with seed + i)."""
     if episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {episodes}")
     env = make_env(env_id, env_kwargs)
-    observations, actions, lengths, returns = [], [], [], []
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
-            observations.append(obs)
-            done, total, steps = False, 0.0, 0
-            while not done:
+            observations, actions, rewards, total = [obs], [], [], 0.0
+            terminated = truncated = False
+            while not (terminated or truncated):
                 action = controller(obs)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 observations.append(obs)
                 actions.append(action)
+                rewards.append(float(reward))
                 total += float(reward)
-                steps += 1
-                done = terminated or truncated
-            lengths.append(steps + 1)
-            returns.append(total)
+            yield Episode(np.asarray(observations), np.asarray(actions), np.asarray(rewards), total, bool(terminated), seed + episode)
     finally:
         env.close()
+
+
+def record_episodes(env_id: str, controller: Controller, episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> ExpertDemonstrations:
+    """The state-only demonstrations of `play_episodes`, with returns and diagnostic actions."""
+    played = list(play_episodes(env_id, controller, episodes, seed, env_kwargs))
     return ExpertDemonstrations(
-        observations=np.asarray(observations, dtype=np.float32),
-        episode_lengths=np.asarray(lengths, dtype=np.int64),
-        episode_returns=np.asarray(returns, dtype=np.float64),
+        observations=np.concatenate([e.observations for e in played]).astype(np.float32),
+        episode_lengths=np.asarray([len(e.observations) for e in played], dtype=np.int64),
+        episode_returns=np.asarray([e.total_reward for e in played], dtype=np.float64),
         env_id=env_id,
-        actions=np.asarray(actions),
+        actions=np.concatenate([e.actions for e in played]),
     )

@@ -209,7 +209,7 @@ class BCODataModule(pl.LightningDataModule):
     @cached_property
     def expert(self) -> ExpertDemonstrations:
         """The validated expert file (raises `ExpertFileError` naming the file and the problem)."""
-        if isinstance(self.expert_path, str):
+        if is_minari_source(self.expert_path):
             demos = load_minari_expert(self.expert_path, self.env_id)
         else:
             demos = load_expert_file(self.expert_path)

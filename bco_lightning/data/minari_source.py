@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bco_lightning.data.expert_file import ExpertDemonstrations, ExpertFileError
+from bco_lightning.demonstrators import play_episodes
 from bco_lightning.envs import ConfigError, make_env
 
 MINARI_PREFIX = "minari:"
@@ -100,36 +101,24 @@ def record_minari(
 
     if dataset_id in minari.list_local_datasets():
         raise ConfigError(f"Minari dataset {dataset_id!r} exists under {datasets_root()}; delete it first (minari delete {dataset_id})")
-    if episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
-    env = make_env(env_id, env_kwargs)
-    buffers = []
+    played = list(play_episodes(env_id, controller, episodes, seed, env_kwargs))
+    buffers = [
+        EpisodeBuffer(
+            id=number, seed=episode.seed, observations=episode.observations, actions=episode.actions, rewards=episode.rewards.tolist(),
+            terminations=[False] * (len(episode.rewards) - 1) + [episode.terminated],
+            truncations=[False] * (len(episode.rewards) - 1) + [not episode.terminated],
+        )
+        for number, episode in enumerate(played)
+    ]
+    spec_env = make_env(env_id, env_kwargs)  # its spec carries the kwargs too (e.g. continuous=True)
+    spec_env.close()
     try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            observations, actions, rewards, terminations, truncations = [obs], [], [], [], []
-            done = False
-            while not done:
-                action = controller(obs)
-                obs, reward, terminated, truncated, _ = env.step(action)
-                observations.append(obs)
-                actions.append(action)
-                rewards.append(float(reward))
-                terminations.append(bool(terminated))
-                truncations.append(bool(truncated))
-                done = terminated or truncated
-            buffers.append(EpisodeBuffer(
-                id=episode, seed=seed + episode, observations=np.asarray(observations), actions=np.asarray(actions),
-                rewards=rewards, terminations=terminations, truncations=truncations,
-            ))
         with warnings.catch_warnings():  # Minari nags about unset author, e-mail and code link
             warnings.simplefilter("ignore", UserWarning)
             minari.create_dataset_from_buffers(
-                dataset_id, buffers, env=env.spec, algorithm_name="bco record (scripted controller)",
+                dataset_id, buffers, env=spec_env.spec, algorithm_name="bco record (scripted controller)",
                 description=f"{env_id} scripted controller, {episodes} episodes from seed {seed}",
             )
     except ValueError as error:  # e.g. an id Minari cannot parse
         raise ConfigError(f"Minari refused dataset {dataset_id!r}: {error}") from None
-    finally:
-        env.close()
-    return np.asarray([sum(buffer.rewards) for buffer in buffers])
+    return np.asarray([episode.total_reward for episode in played])

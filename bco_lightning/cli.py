@@ -24,7 +24,7 @@ from bco_lightning.atomic import atomic_write
 from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.expert_file import ExpertFileError, save_expert_file
 from bco_lightning.data.rollouts import RolloutError
-from bco_lightning.distributed import is_rank_zero
+from bco_lightning.distributed import exit_after_error, is_rank_zero
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
 from bco_lightning.pipeline import BCORun, RunSettings
@@ -278,8 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             COMMANDS[command](rest)
     except (ExpertFileError, ConfigError, RolloutError, RenderError, FileExistsError) as error:
-        print(f"bco {command}: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_after_error(f"bco {command}: error: {error}")
 
 
 if __name__ == "__main__":

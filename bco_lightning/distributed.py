@@ -8,12 +8,16 @@ the same error instead of waiting forever for it.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import torch.distributed as dist
 
 T = TypeVar("T")
+_launched: list[list[subprocess.Popen]] = []
 RANK_SEED_STRIDE = 100_003
 """Rank r seeds its share of rollouts with seed + r * RANK_SEED_STRIDE; rank 0 keeps the 1-process seeds."""
 
@@ -53,3 +57,35 @@ def is_rank_zero() -> bool:
     from pytorch_lightning.utilities import rank_zero_only
 
     return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def track_launched_processes(trainer: Any) -> None:
+    """Remember the DDP processes that this Trainer's launcher starts, so that an error exit can
+    wait for them instead of leaving them to print after the command has returned."""
+    procs = getattr(trainer.strategy.launcher, "procs", None)
+    if isinstance(procs, list) and not any(procs is known for known in _launched):
+        _launched.append(procs)
+
+
+def exit_after_error(message: str, status: int = 2) -> NoReturn:
+    """End this process after a known error that every rank met (DDP shares rollout failures, and
+    files and configuration are the same on every rank): rank 0 prints the one line and waits for
+    the processes it launched; the other ranks leave silently.
+
+    Launched ranks and a rank 0 that launched them end with `os._exit`: an ordinary exit would
+    tear down the gloo/NCCL process group in C++ destructors, which can abort with "terminate
+    called without an active exception" after the error line.
+    """
+    children = [proc for procs in _launched for proc in procs]
+    if is_rank_zero():
+        print(message, file=sys.stderr)
+        for proc in children:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if not children:
+            sys.exit(status)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -28,7 +28,7 @@ from bco_lightning.callbacks import EnvEvaluationCallback, RelativeEarlyStopping
 from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.datamodule import PolicyFactory
 from bco_lightning.data.rollouts import EvaluationResult, Transitions
-from bco_lightning.distributed import RANK_SEED_STRIDE, is_rank_zero
+from bco_lightning.distributed import RANK_SEED_STRIDE, is_rank_zero, track_launched_processes
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
 from bco_lightning.policy import BCPolicyModule
@@ -265,6 +265,7 @@ class BCORun:
     def _fit(self, module: ActionModel, name: str, iteration: int, max_epochs: int, extra_callbacks: list[pl.Callback] = []) -> str:
         self.data.stage = module.data_stage
         trainer = self._trainer(name, iteration, max_epochs, extra_callbacks)
+        track_launched_processes(trainer)
         trainer.fit(module, datamodule=self.data)
         self.progress.world_size = trainer.world_size
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

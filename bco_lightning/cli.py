@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from bco_lightning.action_model import ActionModel
 from bco_lightning.atomic import atomic_write
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
             stage_command(argv)
         else:
             COMMANDS[command](rest)
-    except (ExpertFileError, ConfigError, RolloutError, RenderError, FileExistsError) as error:
+    except (ExpertFileError, ConfigError, RolloutError, RenderError, FileExistsError, MisconfigurationException) as error:
         exit_after_error(f"bco {command}: error: {error}")
 
 

@@ -143,7 +143,14 @@ def changed_trainer_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The Trainer arguments a user actually set: the parser fills in every Trainer default, and
     those must not override the stage settings chosen here (validation interval, epochs, logging)."""
     defaults = {name: p.default for name, p in inspect.signature(pl.Trainer.__init__).parameters.items()}
-    return {k: v for k, v in kwargs.items() if k not in defaults or v != defaults[k]}
+    changed = {k: v for k, v in kwargs.items() if k not in defaults or v != defaults[k]}
+    for name in ("gradient_clip_val", "accumulate_grad_batches"):
+        if name in changed:
+            raise ConfigError(
+                f"--trainer.{name} is not supported: the IDM and policy step their optimiser themselves "
+                "(several batches per Lightning step); use --data.batch_size for larger batches"
+            )
+    return changed
 
 
 @dataclass
@@ -269,7 +276,9 @@ class BCORun:
         trainer.fit(module, datamodule=self.data)
         self.progress.world_size = trainer.world_size
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        self.progress.history.append({"iteration": iteration, "stage": name, "epochs": trainer.current_epoch, **metrics})
+        self.progress.history.append(
+            {"iteration": iteration, "stage": name, "epochs": trainer.current_epoch, "optimizer_steps": trainer.global_step, **metrics}
+        )
         return str(Path(trainer.checkpoint_callback.best_model_path).resolve())  # type: ignore[union-attr]
 
     # Persistence -------------------------------------------------------------------------------

@@ -9,6 +9,12 @@ labels change, the iteration kept by 10 selection episodes, 10 evaluation episod
 no checkpoints, no logs.
 
     python benchmarks/plain_bco.py --summary_path plain.json
+    python benchmarks/plain_bco.py --summary_path plain.json --epochs_from bco_summary.json
+
+Early stopping makes the amount of training depend on the data: with its own splits this script
+stops at other epochs than `bco run` does. `--epochs_from` takes the epochs of each stage from a
+`bco run` summary instead (and skips the policy stages that run skipped), so that both programs do
+the same number of optimiser steps and a timing compares the frameworks alone.
 """
 
 from __future__ import annotations
@@ -63,8 +69,12 @@ def collect(steps: int, seed: int, act=None) -> tuple[np.ndarray, np.ndarray, np
     return tuple(np.concatenate(x)[:steps] for x in (s, a, s2))  # type: ignore[return-value]
 
 
-def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, seed: int) -> nn.Module:
-    """Early-stopped supervised training; returns the model with its best validation weights."""
+OPTIMIZER_STEPS = [0]
+
+
+def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, seed: int, epochs: int | None = None) -> nn.Module:
+    """Early-stopped supervised training (or exactly `epochs` epochs); returns the model with its
+    best validation weights."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(labels), generator=generator)
     num_val = max(1, round(0.1 * len(labels)))
@@ -72,20 +82,23 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, seed: in
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     epochs_per_validation = max(1, math.ceil(100 / math.ceil(len(tr) / BATCH)))
     best, best_state, bad = math.inf, copy.deepcopy(model.state_dict()), 0
-    for _ in range(MAX_VALIDATIONS):
-        for _ in range(epochs_per_validation):
+    done = 0
+    for _ in range(MAX_VALIDATIONS if epochs is None else math.ceil(epochs / epochs_per_validation)):
+        for _ in range(epochs_per_validation if epochs is None else min(epochs_per_validation, epochs - done)):
             for rows in tr[torch.randperm(len(tr), generator=generator)].split(BATCH):
                 loss = F.cross_entropy(model(inputs[rows]), labels[rows])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                OPTIMIZER_STEPS[0] += 1
+            done += 1
         with torch.no_grad():
             val_loss = F.cross_entropy(model(inputs[val]), labels[val]).item()
         if val_loss < best * (1 - MIN_REL_DELTA):
             best, best_state, bad = val_loss, copy.deepcopy(model.state_dict()), 0
         else:
             bad += 1
-        if bad >= PATIENCE or val_loss < 1e-6:
+        if epochs is None and (bad >= PATIENCE or val_loss < 1e-6):
             break
     model.load_state_dict(best_state)
     return model
@@ -107,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--summary_path", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs_from", help="a `bco run` summary whose epochs per stage to train (no early stopping)")
     args = parser.parse_args()
     start = time.perf_counter()
     torch.set_num_threads(1)
@@ -127,6 +141,11 @@ def main() -> None:
             logits = policy(torch.as_tensor(obs, dtype=torch.float32))
             return (torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1) if sample else logits.argmax(-1)).numpy()
 
+    planned_epochs: dict[tuple[int, str], int | None] = {}
+    if args.epochs_from:
+        history = json.loads(Path(args.epochs_from).read_text())["history"]
+        planned_epochs = {(entry["iteration"], entry["stage"]): entry.get("epochs") for entry in history}
+
     random_return = evaluate(lambda obs: np.random.default_rng(args.seed).integers(0, 2, len(obs)), args.seed + 10_000)
     labels, env_steps, eval_return, best_selection = None, PRE_DEMO_STEPS, 0.0, -np.inf
     for iteration in range(ITERATIONS + 1):
@@ -135,12 +154,16 @@ def main() -> None:
             post = collect(int(ALPHA * PRE_DEMO_STEPS), args.seed + 1000 * iteration, lambda obs: act(obs, True, generator))
             s, a, s2 = (torch.cat([old, torch.from_numpy(new)]) for old, new in zip((s, a, s2), post))
             env_steps += int(ALPHA * PRE_DEMO_STEPS)
-        train(idm, torch.cat([s, s2 - s], 1), a.long(), args.seed + iteration)
+        train(idm, torch.cat([s, s2 - s], 1), a.long(), args.seed + iteration, planned_epochs.get((iteration, "idm")))
         with torch.no_grad():
             new_labels = idm(torch.cat([expert_s, expert_s2 - expert_s], 1)).argmax(-1)
-        if labels is None or not torch.equal(new_labels, labels):
+        if (iteration, "policy") in planned_epochs:
+            retrain = planned_epochs[(iteration, "policy")] is not None
+        else:
+            retrain = labels is None or not torch.equal(new_labels, labels)
+        if retrain:
             labels = new_labels
-            train(policy, expert_s, labels, args.seed + 100 + iteration)
+            train(policy, expert_s, labels, args.seed + 100 + iteration, planned_epochs.get((iteration, "policy")))
             # keep the iteration that returns most on held-out selection episodes
             evaluation, selection = evaluate(act, args.seed + 10_000), evaluate(act, args.seed + 20_000)
             if selection >= best_selection:
@@ -150,6 +173,7 @@ def main() -> None:
         "eval_return_mean": eval_return,
         "normalized_score": (eval_return - random_return) / (demo_return - random_return),
         "env_steps": env_steps,
+        "optimizer_steps": OPTIMIZER_STEPS[0],
         "wall_seconds": time.perf_counter() - start,
     }
     Path(args.summary_path).write_text(json.dumps(summary, indent=2))

@@ -26,8 +26,13 @@ def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
     )
 
 
+def flat(loader) -> list[dict[str, torch.Tensor]]:
+    """The loader's batches, taken out of their groups (`batches_per_step`)."""
+    return [batch for item in loader for batch in (item if isinstance(item, list) else [item])]
+
+
 def all_batches(loader) -> dict[str, torch.Tensor]:
-    batches = list(loader)
+    batches = flat(loader)
     return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
 
 
@@ -64,8 +69,9 @@ def test_idm_splits_are_disjoint_and_cover_all_transitions(cartpole_data):
 
 def test_train_batches_have_model_shapes(cartpole_data):
     loader = cartpole_data.train_dataloader()
-    batches = list(loader)
-    assert len(batches) == len(loader) == int(np.ceil(1800 / 256))
+    batches = flat(loader)
+    assert len(batches) == int(np.ceil(1800 / 256))
+    assert len(list(loader)) == len(loader) == int(np.ceil(len(batches) / cartpole_data.batches_per_step))
     first = batches[0]
     assert set(first) == {"obs", "next_obs", "action"}
     assert first["obs"].shape == (256, 4) and first["obs"].dtype == torch.float32
@@ -73,7 +79,7 @@ def test_train_batches_have_model_shapes(cartpole_data):
     assert first["action"].shape == (256,) and first["action"].dtype == torch.int64
     assert batches[-1]["obs"].shape == (1800 - 256 * 7, 4)
     # a fresh permutation each epoch
-    assert not torch.equal(first["obs"], next(iter(loader))["obs"])
+    assert not torch.equal(first["obs"], flat(loader)[0]["obs"])
 
 
 def test_predict_pairs_stay_inside_expert_episodes(cartpole_data, cartpole_demos):
@@ -101,7 +107,7 @@ def test_model_shapes_continuous(pendulum_file):
 def test_continuous_batches(pendulum_file):
     data = BCODataModule(env_id="Pendulum-v1", expert_path=str(pendulum_file), pre_demo_steps=500, num_envs=2, batch_size=64)
     data.setup("fit")
-    batch = next(iter(data.train_dataloader()))
+    batch = flat(data.train_dataloader())[0]
     assert batch["obs"].shape == (64, 3) and batch["action"].shape == (64, 1)
     assert batch["action"].dtype == torch.float32
 
@@ -166,7 +172,7 @@ def test_idm_checkpoint_labels_the_expert_states(tmp_path, cartpole_file, cartpo
     # the labels are the demonstrator's actions (diagnostics only: they were never trained on)
     assert np.mean(labels == cartpole_demos.actions) > 0.95
     # the policy trained on them: its batches are expert states with those labels
-    batch = next(iter(policy_data.train_dataloader()))
+    batch = flat(policy_data.train_dataloader())[0]
     assert set(batch) >= {"obs", "action"} and batch["obs"].shape[1] == 4
 
 
@@ -188,6 +194,31 @@ def test_epoch_shards_are_disjoint_and_cover_the_data(size, world_size):
     # in order (validation, prediction): every row exactly once across ranks
     ordered = [BatchLoader(table, rows, 64, shuffle=False, rank=r, world_size=world_size) for r in range(world_size)]
     assert torch.cat([b["action"] for loader in ordered for b in loader]).sort().values.tolist() == list(range(size))
+
+
+@pytest.mark.parametrize("group", [3, 8])
+def test_grouped_batches_are_the_same_batches_and_train_the_same_weights(cartpole_file, tmp_path, group):
+    """`batches_per_step` changes how many optimiser steps share one Lightning step, nothing else."""
+    table = ExampleTable(torch.arange(1000, dtype=torch.float32)[:, None], torch.arange(1000), actions=torch.arange(1000))
+    single = BatchLoader(table, torch.arange(1000), 64, shuffle=True, seed=5)
+    grouped = BatchLoader(table, torch.arange(1000), 64, shuffle=True, seed=5, group=group)
+    assert len(grouped) == -(-len(single) // group)
+    assert [b["action"].tolist() for b in flat(grouped)] == [b["action"].tolist() for b in single]
+
+    weights, steps = [], []
+    for batches_per_step in (1, group):
+        data = BCODataModule(
+            env_id="CartPole-v1", expert_path=str(cartpole_file), pre_demo_steps=2000, num_envs=4, seed=0, batch_size=64,
+            batches_per_step=batches_per_step,
+        )
+        torch.manual_seed(0)
+        idm = IDMModule(**data.model_shapes)
+        trainer = quiet_trainer(tmp_path, max_epochs=2, enable_checkpointing=False)
+        trainer.fit(idm, datamodule=data)
+        weights.append(idm.state_dict())
+        steps.append(trainer.global_step)
+    assert steps[0] == steps[1] == 2 * int(np.ceil(1800 / 64))  # global_step counts optimiser steps
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
 def test_batches_gather_pairs_from_states_stored_once(cartpole_data):

@@ -69,6 +69,14 @@ def test_negative_alpha_exits_2(tmp_path):
     assert not (tmp_path / "s.json").exists()
 
 
+@pytest.mark.parametrize("flag, value", [("--trainer.gradient_clip_val", "1.0"), ("--trainer.accumulate_grad_batches", "2")])
+def test_trainer_flags_of_automatic_optimisation_are_refused(tmp_path, flag, value):
+    """The modules step their optimiser themselves (several batches per Lightning step)."""
+    result = run_bco(["run", flag, value, "--summary_path", str(tmp_path / "s.json")], cwd=tmp_path)
+    assert_one_line_error(result, flag.removeprefix("--"))
+    assert not (tmp_path / "s.json").exists()
+
+
 def test_run_help_lists_contract_flags(tmp_path):
     result = run_bco(["run", "--help"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -164,8 +164,9 @@ class BCODataModule(pl.LightningDataModule):
         val_fraction: share of transitions (IDM) and expert pairs (policy) held out for validation.
         batch_size: training batch size of both stages (one optimiser step per batch).
         batches_per_step: training batches that one Lightning step takes, with one optimiser
-            step each. Lightning's fixed cost per step (~0.3 ms here) is a sixth of a batch-256
-            step of these small MLPs; 8 batches share it. The optimisation is the same for any value.
+            step each. Lightning's fixed cost per step (0.2 to 0.5 ms on a laptop-class CPU) is
+            15 to 25% of a batch-256 step of these small MLPs; 8 batches share it. The
+            optimisation is the same for any value.
         max_expert_episodes: use only the first N expert episodes (None: all).
         idm_checkpoint: IDM checkpoint that labels the expert states when the policy stage is
             trained on its own (`bco fit --model BCPolicyModule`).

@@ -243,12 +243,13 @@ def timed_process(command: list[str], cwd: Path) -> float:
 def end_to_end(repeats: int) -> dict[str, Any]:
     """`bco run` against the plain script twice: with the plain script's own early stopping, and with
     the epochs `bco run` trained (`--epochs_from`), i.e. the same optimiser steps: the framework's cost."""
-    bco = str(Path(sys.executable).with_name("bco"))
+    script = Path(sys.executable).with_name("bco")
+    bco = [str(script)] if script.exists() else [sys.executable, "-m", "bco_lightning.cli"]  # not installed: from the checkout
     plain = [sys.executable, str(ROOT / "benchmarks" / "plain_bco.py")]
     with tempfile.TemporaryDirectory() as work:
         times: dict[str, list[float]] = {"bco": [], "plain": [], "plain_same_steps": []}
         for i in range(repeats):
-            times["bco"].append(timed_process([bco, "run", "--summary_path", f"{work}/bco{i}.json"], Path(work)))
+            times["bco"].append(timed_process([*bco, "run", "--summary_path", f"{work}/bco{i}.json"], Path(work)))
             times["plain"].append(timed_process([*plain, "--summary_path", f"{work}/plain{i}.json"], Path(work)))
             times["plain_same_steps"].append(
                 timed_process([*plain, "--summary_path", f"{work}/same{i}.json", "--epochs_from", f"{work}/bco{i}.json"], Path(work))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,25 @@ def test_plain_bco_reference_script_learns_cartpole(tmp_path: Path) -> None:
     written = json.loads(summary.read_text())
     assert written["normalized_score"] >= 0.95
     assert written["env_steps"] == 36_000 + 3 * 3_600  # the same budget as the default `bco run`
+
+
+def test_plain_bco_trains_the_epochs_of_a_bco_summary(tmp_path: Path) -> None:
+    """`--epochs_from`: exactly the given epochs per stage, and no policy stage where bco skipped one."""
+    history = [{"iteration": 0, "stage": "idm", "epochs": 1}, {"iteration": 0, "stage": "policy", "epochs": 2}]
+    for iteration in (1, 2, 3):
+        history += [{"iteration": iteration, "stage": "idm", "epochs": 1}, {"iteration": iteration, "stage": "policy", "skipped": "labels unchanged"}]
+    (tmp_path / "bco.json").write_text(json.dumps({"history": history}))
+    summary = tmp_path / "plain.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "plain_bco.py"), "--summary_path", str(summary), "--epochs_from", str(tmp_path / "bco.json")],
+        cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # batches of 256 per epoch: IDM on 90% of 36000, 39600, 43200, 46800 transitions; the policy on
+    # 90% of the 12500 expert pairs of the shipped file (25 episodes of 500 steps), twice
+    idm = sum(math.ceil((n - round(0.1 * n)) / 256) for n in (36_000, 39_600, 43_200, 46_800))
+    policy = 2 * math.ceil((12_500 - round(0.1 * 12_500)) / 256)
+    assert json.loads(summary.read_text())["optimizer_steps"] == idm + policy == 672
 
 
 @pytest.mark.slow

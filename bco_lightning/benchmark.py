@@ -38,12 +38,12 @@ METHODS = {
     "bc": Method("bc", "BC on true actions", ("--labels", "true_actions", "--iterations", "0")),
 }
 # Environments with a shipped demonstrator, by config name (configs/NAME.yaml). The BCO paper's
-# Hopper, Ant and Walker2d have no demonstrator yet and are reported as missing.
+# Hopper and Ant have no demonstrator yet and are reported as missing.
 ENVIRONMENTS = [
     "cartpole", "mountaincar", "lunarlander", "lunarlander_continuous", "pendulum", "mountaincar_continuous",
-    "inverted_pendulum", "reacher", "halfcheetah",
+    "inverted_pendulum", "reacher", "halfcheetah", "walker2d",
 ]
-MISSING = {"hopper": "Hopper-v5", "ant": "Ant-v5", "walker2d": "Walker2d-v5"}
+MISSING = {"hopper": "Hopper-v5", "ant": "Ant-v5"}
 SWEEP_EPISODES = (1, 5, 10, 25)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from bco_lightning.data.expert_file import (
     load_expert_file,
     save_expert_file,
 )
+from bco_lightning.envs import describe_env
 from conftest import BROKEN_FILES, SHIPPED_CARTPOLE, assert_names_problem
 
 
@@ -54,6 +56,22 @@ def test_shipped_cartpole_file_is_valid():
     demos = load_for_cartpole(SHIPPED_CARTPOLE)
     assert demos.env_id == "CartPole-v1"
     assert demos.actions is not None and demos.actions.shape == (demos.num_transitions,)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda path: path.stem)
+def test_every_config_names_a_shipped_file_of_its_environment(config: Path):
+    """Each shipped config's demonstrations exist, validate, come from its environment, and carry
+    the returns and diagnostic actions the benchmark needs."""
+    data = yaml.safe_load(config.read_text())["data"]
+    path = REPO / data["expert_path"]
+    demos = load_expert_file(path)
+    spec = describe_env(data["env_id"], data.get("env_kwargs"))
+    check_matches_env(demos, path, (spec.obs_dim,), data["env_id"])
+    assert demos.env_id == data["env_id"]
+    assert demos.num_episodes >= 25 and demos.episode_returns is not None and demos.actions is not None
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN_FILES))

@@ -69,12 +69,9 @@ def collect(steps: int, seed: int, act=None) -> tuple[np.ndarray, np.ndarray, np
     return tuple(np.concatenate(x)[:steps] for x in (s, a, s2))  # type: ignore[return-value]
 
 
-OPTIMIZER_STEPS = [0]
-
-
-def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, seed: int, epochs: int | None = None) -> nn.Module:
-    """Early-stopped supervised training (or exactly `epochs` epochs); returns the model with its
-    best validation weights."""
+def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, seed: int, epochs: int | None = None) -> int:
+    """Early-stopped supervised training (or exactly `epochs` epochs) that leaves the model with its
+    best validation weights; returns the number of optimiser steps taken."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(labels), generator=generator)
     num_val = max(1, round(0.1 * len(labels)))
@@ -90,7 +87,6 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, seed: in
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                OPTIMIZER_STEPS[0] += 1
             done += 1
         with torch.no_grad():
             val_loss = F.cross_entropy(model(inputs[val]), labels[val]).item()
@@ -101,7 +97,7 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, seed: in
         if epochs is None and (bad >= PATIENCE or val_loss < 1e-6):
             break
     model.load_state_dict(best_state)
-    return model
+    return done * math.ceil(len(tr) / BATCH)
 
 
 def evaluate(act, seed: int) -> float:
@@ -148,13 +144,14 @@ def main() -> None:
 
     random_return = evaluate(lambda obs: np.random.default_rng(args.seed).integers(0, 2, len(obs)), args.seed + 10_000)
     labels, env_steps, eval_return, best_selection = None, PRE_DEMO_STEPS, 0.0, -np.inf
+    optimizer_steps = 0
     for iteration in range(ITERATIONS + 1):
         if iteration > 0:
             generator = torch.Generator().manual_seed(args.seed + iteration)
             post = collect(int(ALPHA * PRE_DEMO_STEPS), args.seed + 1000 * iteration, lambda obs: act(obs, True, generator))
             s, a, s2 = (torch.cat([old, torch.from_numpy(new)]) for old, new in zip((s, a, s2), post))
             env_steps += int(ALPHA * PRE_DEMO_STEPS)
-        train(idm, torch.cat([s, s2 - s], 1), a.long(), args.seed + iteration, planned_epochs.get((iteration, "idm")))
+        optimizer_steps += train(idm, torch.cat([s, s2 - s], 1), a.long(), args.seed + iteration, planned_epochs.get((iteration, "idm")))
         with torch.no_grad():
             new_labels = idm(torch.cat([expert_s, expert_s2 - expert_s], 1)).argmax(-1)
         if (iteration, "policy") in planned_epochs:
@@ -163,7 +160,7 @@ def main() -> None:
             retrain = labels is None or not torch.equal(new_labels, labels)
         if retrain:
             labels = new_labels
-            train(policy, expert_s, labels, args.seed + 100 + iteration, planned_epochs.get((iteration, "policy")))
+            optimizer_steps += train(policy, expert_s, labels, args.seed + 100 + iteration, planned_epochs.get((iteration, "policy")))
             # keep the iteration that returns most on held-out selection episodes
             evaluation, selection = evaluate(act, args.seed + 10_000), evaluate(act, args.seed + 20_000)
             if selection >= best_selection:
@@ -173,7 +170,7 @@ def main() -> None:
         "eval_return_mean": eval_return,
         "normalized_score": (eval_return - random_return) / (demo_return - random_return),
         "env_steps": env_steps,
-        "optimizer_steps": OPTIMIZER_STEPS[0],
+        "optimizer_steps": optimizer_steps,
         "wall_seconds": time.perf_counter() - start,
     }
     Path(args.summary_path).write_text(json.dumps(summary, indent=2))

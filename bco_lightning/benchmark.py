@@ -37,13 +37,11 @@ METHODS = {
     "bco_alpha": Method("bco_alpha", "BCO(alpha)", ()),  # the config's alpha and iterations
     "bc": Method("bc", "BC on true actions", ("--labels", "true_actions", "--iterations", "0")),
 }
-# Environments with a shipped demonstrator, by config name (configs/NAME.yaml). The BCO paper's
-# Ant has no demonstrator yet and is reported as missing.
+# Environments with a shipped demonstrator, by config name (configs/NAME.yaml).
 ENVIRONMENTS = [
     "cartpole", "mountaincar", "lunarlander", "lunarlander_continuous", "pendulum", "mountaincar_continuous",
-    "inverted_pendulum", "reacher", "halfcheetah", "hopper", "walker2d",
+    "inverted_pendulum", "reacher", "halfcheetah", "hopper", "walker2d", "ant",
 ]
-MISSING = {"ant": "Ant-v5"}
 SWEEP_EPISODES = (1, 5, 10, 25)
 
 
@@ -117,8 +115,6 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
             + " | ".join(_mean_std(by_method.get(m, [])) for m in methods)
             + f" | {interactions} | {seeds} | {walls} |"
         )
-    for env, name in MISSING.items():
-        lines.append(f"| {name} | no demonstrator yet | | | " + " | ".join("not run" for _ in methods) + " | | | |")
     if sweep:
         counts = sorted({n for by_count in sweep.values() for n in by_count})
         lines += [

@@ -93,3 +93,17 @@ def test_bco_benchmark_refuses_unknown_environment_and_method(tmp_path: Path) ->
     for flag, value, words in (("--envs", "[atlantis]", "no config configs/atlantis.yaml"), ("--methods", "[gail]", "unknown method(s) gail")):
         result = run_bco(["benchmark", flag, value, "--workdir", str(tmp_path)], cwd=tmp_path)
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_idm_diagnostic_labels_pendulum_from_random_interaction(tmp_path: Path) -> None:
+    """Where random interaction covers the demonstrator's states (Pendulum), the diagnostic's IDM
+    labels the demonstration about as well as its own held-out transitions."""
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "idm_diagnostic.py"), "--env_id", "Pendulum-v1",
+         "--expert_path", str(BENCHMARKS.parent / "data" / "Pendulum-v1.npz"), "--random_steps", "20000", "--epochs", "3"],
+        cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    assert row["random_steps"] == 20000 and row["oracle_steps"] == 0
+    assert row["held_out"]["mae"] < 0.05 and row["demonstration"]["accuracy"] > 0.9

@@ -391,6 +391,8 @@ class BCORun:
                         self._consider_for_selection(iteration, evaluation.selection_result)
                 progress.history[-1].update(evaluation.metrics())
                 progress.history[-1]["env_steps"] = progress.env_steps
+                if not behavioural_cloning:
+                    progress.history[-1]["idm_label_accuracy"] = self._label_accuracy(labels)
                 if is_rank_zero():
                     atomic_write(self.state_dir / "expert_labels.npy", lambda handle: np.save(handle, labels))
                 self._commit(f"policy-{iteration}")
@@ -401,6 +403,12 @@ class BCORun:
         labels = self.idm.label(expert.observations, data.expert_pairs)  # the final IDM's
         self._log_idm_images(s.iterations, labels)
         return self._summarize(time.perf_counter() - start, labels)
+
+    def _label_accuracy(self, labels: np.ndarray) -> float | None:
+        """How often `labels` match the expert file's true actions (None without them)."""
+        codec = self.idm.codec
+        half_range = None if codec.discrete else codec.half_range.cpu().numpy()
+        return label_accuracy(labels, self.data.expert.actions, codec.discrete, half_range)
 
     def _true_labels(self) -> np.ndarray:
         """The expert file's own actions, as the IDM would label them (int64 indices, float32 vectors)."""
@@ -487,8 +495,6 @@ class BCORun:
         returns = np.asarray(progress.selected_eval_returns if selected else progress.eval_returns)
         policy_checkpoint = progress.selected_policy_checkpoint if selected else progress.policy_checkpoint
         mean_return, std_return = float(returns.mean()), float(returns.std())
-        codec = self.idm.codec
-        half_range = None if codec.discrete else codec.half_range.cpu().numpy()
         summary = {
             "env_id": data.env_id,
             "eval_return_mean": mean_return,
@@ -500,7 +506,7 @@ class BCORun:
             "env_steps": progress.env_steps,
             "pre_demo_steps": progress.pre_demo_steps,
             "post_demo_steps": progress.env_steps - progress.pre_demo_steps,
-            "idm_label_accuracy": None if labels is None else label_accuracy(labels, expert.actions, codec.discrete, half_range),
+            "idm_label_accuracy": None if labels is None else self._label_accuracy(labels),
             "labels": s.labels,
             "expert_episodes": expert.num_episodes,
             "expert_transitions": expert.num_transitions,

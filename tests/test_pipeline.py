@@ -91,6 +91,9 @@ def test_cartpole_learns(cartpole_run):
     # the selection episodes (5 of at least 475 steps) are counted apart from the training budget
     assert summary["selected_iteration"] == 0 and summary["selection_steps"] >= 5 * 475
     assert summary["idm_label_accuracy"] >= 0.95  # the shipped file has the true actions
+    # BCO(0): the one policy's labels are the final IDM's, so the history agrees with the summary
+    [policy_entry] = [h for h in summary["history"] if h["stage"] == "policy"]
+    assert policy_entry["idm_label_accuracy"] == summary["idm_label_accuracy"]
     assert summary["world_size"] == 1
 
 

@@ -25,12 +25,13 @@ import numpy as np
 import torch
 
 from bco_lightning.data.expert_file import load_expert_file
-from bco_lightning.data.rollouts import Transitions, collect_transitions
+from bco_lightning.data.rollouts import Policy, Transitions, collect_transitions
 from bco_lightning.envs import describe_env
 from bco_lightning.nets import ActionCodec, InverseDynamicsNet
 
 
-def oracle_policy(model_path: str, noise: float, seed: int, low: np.ndarray, high: np.ndarray):
+def oracle_policy(model_path: str, noise: float, seed: int, low: np.ndarray, high: np.ndarray) -> Policy:
+    """The demonstrator's deterministic SB3 action plus Gaussian noise (std `noise` x half-range)."""
     from stable_baselines3 import SAC
 
     model = SAC.load(model_path, device="cpu")
@@ -93,6 +94,8 @@ def main() -> None:
     spec = describe_env(args.env_id)
     low, high = np.asarray(spec.action_low, dtype=np.float32), np.asarray(spec.action_high, dtype=np.float32)
     expert = load_expert_file(args.expert_path)
+    if expert.actions is None:
+        parser.error(f"{args.expert_path} has no 'actions': the diagnostic scores labels against them")
     pairs = expert.pair_indices()
     expert_obs, expert_next = expert.observations[pairs], expert.observations[pairs + 1]
     expert_actions = expert.actions.reshape(len(pairs), -1)

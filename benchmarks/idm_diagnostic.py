@@ -28,6 +28,7 @@ from bco_lightning.data.expert_file import load_expert_file
 from bco_lightning.data.rollouts import Policy, Transitions, collect_transitions
 from bco_lightning.envs import describe_env
 from bco_lightning.nets import ActionCodec, InverseDynamicsNet
+from bco_lightning.pipeline import label_accuracy
 
 
 def oracle_policy(model_path: str, noise: float, seed: int, low: np.ndarray, high: np.ndarray) -> Policy:
@@ -36,10 +37,10 @@ def oracle_policy(model_path: str, noise: float, seed: int, low: np.ndarray, hig
 
     model = SAC.load(model_path, device="cpu")
     rng = np.random.default_rng(seed)
+    half = (high - low) / 2
 
     def act(observations: np.ndarray) -> np.ndarray:
         actions, _ = model.predict(observations, deterministic=True)
-        half = (high - low) / 2
         return np.clip(actions + rng.normal(0.0, noise, actions.shape) * half, low, high).astype(np.float32)
 
     return act
@@ -71,9 +72,13 @@ def train_idm(
 
 @torch.no_grad()
 def label_errors(net: InverseDynamicsNet, codec: ActionCodec, obs: np.ndarray, nxt: np.ndarray, actions: np.ndarray) -> dict[str, float]:
+    """The codec's MAE in the unit box and `bco run`'s label accuracy, for these transitions."""
     output = net(torch.as_tensor(obs), torch.as_tensor(nxt))
-    error = (codec.unit_prediction(output) - codec.to_unit(torch.as_tensor(actions))).abs()
-    return {"mae": float(error.mean()), "accuracy": float((error <= 0.1).float().mean())}
+    labels = codec.decode(output).numpy()
+    return {
+        "mae": float(codec.error(output, torch.as_tensor(actions))),
+        "accuracy": label_accuracy(labels, actions, False, codec.half_range.numpy()),  # type: ignore[dict-item]
+    }
 
 
 def main() -> None:

@@ -48,6 +48,10 @@ class RunSettings:
         seed: the `--seed_everything` seed (rollouts, splits, evaluation episodes).
         alpha: post-demonstration interactions per iteration, as a fraction of `|I_pre|`.
         iterations: BCO(alpha) iterations after the first policy; 0 gives BCO(0).
+        stop_score: end the iterations early once the kept policy's normalised score on the
+            selection episodes reaches this (1.0: the demonstrator's mean return), since more
+            interaction is then spent on a policy that already matches the demonstrations; None
+            always runs every iteration. Needs `select_best` and the file's `episode_returns`.
         eval_episodes: evaluation episodes after each policy.
         patience: validations without a better validation loss before a stage stops.
         min_steps_per_validation: a stage validates every epoch, or every this many gradient steps
@@ -75,7 +79,8 @@ class RunSettings:
 
     seed: int = 0
     alpha: float = 0.1
-    iterations: int = 3
+    iterations: int = 10
+    stop_score: float | None = 1.0
     eval_episodes: int = 10
     patience: int = 5
     min_steps_per_validation: int = 100
@@ -355,7 +360,9 @@ class BCORun:
             logger=self._stage_logger("eval"),
             selection_seed=s.seed + SELECTION_SEED_OFFSET if s.select_best else None,
         )
+        last_iteration = 0
         for iteration in range(s.iterations + 1):
+            last_iteration = iteration
             if not behavioural_cloning and self._unit(f"idm-{iteration}", 2 * iteration):
                 # The IDM stage's setup collects these interactions first, on every rank.
                 if iteration == 0:
@@ -396,13 +403,23 @@ class BCORun:
                 if is_rank_zero():
                     atomic_write(self.state_dir / "expert_labels.npy", lambda handle: np.save(handle, labels))
                 self._commit(f"policy-{iteration}")
+            if self._reached_stop_score():
+                break  # decided from the committed progress alone: a resumed run stops at the same iteration
         if s.select_best and progress.selected_iteration is not None:
             self.policy.load_state_dict(self._selected_state or self._load_state("selected_policy"))
         if behavioural_cloning:
-            return self._summarize(time.perf_counter() - start, None)
+            return self._summarize(time.perf_counter() - start, None, last_iteration)
         labels = self.idm.label(expert.observations, data.expert_pairs)  # the final IDM's
-        self._log_idm_images(s.iterations, labels)
-        return self._summarize(time.perf_counter() - start, labels)
+        self._log_idm_images(last_iteration, labels)
+        return self._summarize(time.perf_counter() - start, labels, last_iteration)
+
+    def _reached_stop_score(self) -> bool:
+        """Whether the kept policy scores at least `stop_score` on the selection episodes."""
+        s, progress = self.settings, self.progress
+        if s.stop_score is None or progress.selection_return is None:
+            return False
+        score = normalized_score(progress.selection_return, progress.random_return, self.data.expert.demonstrator_return)
+        return score is not None and score >= s.stop_score
 
     def _label_accuracy(self, labels: np.ndarray) -> float | None:
         """How often `labels` match the expert file's true actions (None without them)."""
@@ -489,7 +506,7 @@ class BCORun:
         metrics = {f"hparams/{name}": float(summary[name]) for name in names if summary[name] is not None}
         self.run_logger.log_hyperparams(params, metrics)
 
-    def _summarize(self, wall_seconds: float, labels: np.ndarray | None) -> dict[str, Any]:
+    def _summarize(self, wall_seconds: float, labels: np.ndarray | None, last_iteration: int) -> dict[str, Any]:
         s, data, progress, expert = self.settings, self.data, self.progress, self.data.expert
         selected = s.select_best and progress.selected_iteration is not None
         returns = np.asarray(progress.selected_eval_returns if selected else progress.eval_returns)
@@ -512,11 +529,13 @@ class BCORun:
             "expert_transitions": expert.num_transitions,
             "alpha": s.alpha,
             "iterations": s.iterations,
+            "iterations_run": last_iteration,
+            "stop_score": s.stop_score,
             "seed": s.seed,
             "world_size": progress.world_size,
             "idm_checkpoint": progress.idm_checkpoint or None,
             "policy_checkpoint": policy_checkpoint or None,
-            "selected_iteration": progress.selected_iteration if selected else s.iterations,
+            "selected_iteration": progress.selected_iteration if selected else last_iteration,
             "selection_steps": progress.selection_steps,
             "log_dir": str(self.run_dir.resolve()),
             "history": progress.history,

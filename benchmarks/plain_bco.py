@@ -4,8 +4,9 @@ Same algorithm and sizes as the default `bco run`: 36000 random pre-demonstratio
 sub-envs (autoreset pairs dropped), an IDM and a policy of two 256-unit layers on standardised
 inputs, AdamW (fused) at 1e-3, batch 256, a 10% validation split, validation every epoch or every
 100 steps, early stopping after 5 validations without a 0.1% better loss (best weights kept),
-3 iterations of alpha = 0.1 with the policy's sampled actions, retraining the policy only when the
-labels change, the iteration kept by 10 selection episodes, 10 evaluation episodes. No Lightning,
+up to 10 iterations of alpha = 0.1 with the policy's sampled actions, retraining the policy only
+when the labels change, the iteration kept by 10 selection episodes, stopping once the kept policy
+returns at least the demonstrator's mean on them, 10 evaluation episodes. No Lightning,
 no checkpoints, no logs.
 
     python benchmarks/plain_bco.py --summary_path plain.json
@@ -13,7 +14,7 @@ no checkpoints, no logs.
 
 Early stopping makes the amount of training depend on the data: with its own splits this script
 stops at other epochs than `bco run` does. `--epochs_from` takes the epochs of each stage from a
-`bco run` summary instead (and skips the policy stages that run skipped), so that both programs do
+`bco run` summary instead (and skips the policy stages that run skipped, and runs its iterations), so that both programs do
 the same number of optimiser steps and a timing compares the frameworks alone.
 """
 
@@ -33,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV_ID, NUM_ENVS, PRE_DEMO_STEPS, ALPHA, ITERATIONS, EVAL_EPISODES = "CartPole-v1", 16, 36_000, 0.1, 3, 10
+ENV_ID, NUM_ENVS, PRE_DEMO_STEPS, ALPHA, ITERATIONS, EVAL_EPISODES = "CartPole-v1", 16, 36_000, 0.1, 10, 10
 BATCH, PATIENCE, MIN_REL_DELTA, MAX_VALIDATIONS = 256, 5, 1e-3, 100
 
 
@@ -146,6 +147,8 @@ def main() -> None:
     labels, env_steps, eval_return, best_selection = None, PRE_DEMO_STEPS, 0.0, -np.inf
     optimizer_steps = 0
     for iteration in range(ITERATIONS + 1):
+        if planned_epochs and (iteration, "idm") not in planned_epochs:
+            break  # the bco run stopped before this iteration
         if iteration > 0:
             generator = torch.Generator().manual_seed(args.seed + iteration)
             post = collect(int(ALPHA * PRE_DEMO_STEPS), args.seed + 1000 * iteration, lambda obs: act(obs, True, generator))
@@ -165,6 +168,8 @@ def main() -> None:
             evaluation, selection = evaluate(act, args.seed + 10_000), evaluate(act, args.seed + 20_000)
             if selection >= best_selection:
                 best_selection, eval_return = selection, evaluation
+        if not planned_epochs and best_selection >= demo_return:
+            break  # the kept policy matches the demonstrator: `bco run`'s default stop_score of 1.0
     summary = {
         "env_id": ENV_ID,
         "eval_return_mean": eval_return,

@@ -42,7 +42,8 @@ def test_plain_bco_reference_script_learns_cartpole(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     written = json.loads(summary.read_text())
     assert written["normalized_score"] >= 0.95
-    assert written["env_steps"] == 36_000 + 3 * 3_600  # the same budget as the default `bco run`
+    # the default `bco run`'s budget: 36000 random steps, then 3600 per iteration until it matches the demonstrator
+    assert written["env_steps"] in {36_000 + k * 3_600 for k in range(11)}
 
 
 def test_plain_bco_trains_the_epochs_of_a_bco_summary(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def small_run(summary: Path, *extra: str) -> list[str]:
     # Epoch caps below the patience and no loss threshold: both runs train for exactly the caps.
     return [
         "run", "--data.expert_path", str(SHIPPED_CARTPOLE), "--data.pre_demo_steps", "6000",
-        "--iterations", "1", "--alpha", "0.1", "--eval_episodes", "6",
+        "--iterations", "1", "--stop_score", "null", "--alpha", "0.1", "--eval_episodes", "6",
         "--idm_max_epochs", "3", "--policy_max_epochs", "4", "--patience", "10", "--stopping_threshold", "0",
         "--trainer.accelerator", "cpu", "--summary_path", str(summary), *extra,
     ]

@@ -148,6 +148,21 @@ def test_tensorboard_has_eval_and_training_curves(cartpole_run):
     assert "eval/normalized_score" in found
 
 
+def test_iterations_stop_once_the_kept_policy_scores_the_stop_score(tmp_path):
+    """BCO(alpha) spends no more interaction once the selection episodes show the demonstrator's level."""
+    data = BCODataModule(env_id="CartPole-v1", expert_path=str(SHIPPED_CARTPOLE), pre_demo_steps=5000, seed=0)
+    run = make_run(data, tmp_path / "logs", alpha=0.1, iterations=3, stop_score=0.9, eval_episodes=5, idm_max_epochs=20, policy_max_epochs=50, video=False)
+    summary = run.run()
+    policies = [h for h in summary["history"] if h["stage"] == "policy" and "selection/return_mean" in h]
+    selection_scores = [(h["selection/return_mean"] - summary["random_return"]) / (summary["demonstrator_return"] - summary["random_return"]) for h in policies]
+    # it ran exactly up to the first iteration whose policy reached 0.9, and stopped before the last
+    assert selection_scores[-1] >= 0.9 and all(score < 0.9 for score in selection_scores[:-1])
+    assert summary["iterations_run"] == policies[-1]["iteration"] < summary["iterations"] == 3
+    assert summary["history"][-1]["iteration"] == summary["iterations_run"]
+    assert summary["env_steps"] == 5000 + summary["iterations_run"] * 500
+    assert summary["normalized_score"] >= 0.9
+
+
 def test_bco_alpha_counts_post_demonstration_steps(tmp_path):
     summary_path = tmp_path / "summary.json"
     main([
@@ -157,6 +172,7 @@ def test_bco_alpha_counts_post_demonstration_steps(tmp_path):
         "--data.num_envs", "4",
         "--alpha", "0.1",
         "--iterations", "1",
+        "--stop_score", "null",
         "--eval_episodes", "2",
         "--idm_max_epochs", "5",
         "--policy_max_epochs", "10",

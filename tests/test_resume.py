@@ -20,7 +20,7 @@ VOLATILE = {"wall_seconds", "log_dir", "idm_checkpoint", "policy_checkpoint"}
 def small_run_args(expert: Path, summary: Path) -> list[str]:
     return [
         "run", "--data.expert_path", str(expert), "--data.pre_demo_steps", "3000",
-        "--alpha", "0.1", "--iterations", "3", "--eval_episodes", "4",
+        "--alpha", "0.1", "--iterations", "3", "--stop_score", "null", "--eval_episodes", "4",
         "--idm_max_epochs", "4", "--policy_max_epochs", "4", "--seed_everything", "3",
         "--summary_path", str(summary),
     ]

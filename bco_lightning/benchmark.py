@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from bco_lightning.atomic import atomic_write
 from bco_lightning.envs import ConfigError
@@ -53,11 +54,24 @@ def config_path(name: str) -> Path:
     return path
 
 
-def run_cell(env: str, cell: str, seed: int, flags: tuple[str, ...], workdir: Path) -> dict[str, Any]:
-    """The summary of one `bco run`, from disk when this cell finished before."""
+def expert_episodes(env: str) -> int | None:
+    """Episodes in the config's expert file (None for a Minari dataset or a file that is not there)."""
+    config = yaml.safe_load(config_path(env).read_text())
+    path = REPO / str(config.get("data", {}).get("expert_path", ""))
+    if not path.is_file():
+        return None
+    with np.load(path) as expert:
+        return int(expert["episode_lengths"].shape[0])
+
+
+def run_cell(env: str, cell: str, seed: int, flags: tuple[str, ...], workdir: Path, run_missing: bool = True) -> dict[str, Any] | None:
+    """The summary of one `bco run`, from disk when this cell finished before; None for a cell
+    that is not on disk when `run_missing` is False."""
     summary_path = workdir / env / cell / f"seed{seed}.json"
     if summary_path.is_file():
         return json.loads(summary_path.read_text())
+    if not run_missing:
+        return None
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "bco_lightning.cli", "run", "--config", str(config_path(env)), "--seed_everything", str(seed),
@@ -89,6 +103,10 @@ def _mean_std(summaries: list[dict[str, Any]]) -> str:
     return f"{mean:.3f} ± {std:.3f}" if _scores(summaries) else "n/a"
 
 
+def _sweep_point(summaries: list[dict[str, Any]]) -> str:
+    return f"{_mean_std(summaries)} ({len(summaries)} seed{'s' if len(summaries) != 1 else ''})" if summaries else "n/a"
+
+
 def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, dict[int, list[dict[str, Any]]]], methods: list[str], command: str) -> str:
     """The Markdown report: one row per environment, then the demonstration-count sweep."""
     lines = [
@@ -106,7 +124,8 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
     for env, by_method in results.items():
         first = next(s for runs in by_method.values() for s in runs)
         alpha_runs = by_method.get("bco_alpha") or by_method.get("bco0") or []
-        interactions = f"{alpha_runs[0]['pre_demo_steps']:,} + {alpha_runs[0]['post_demo_steps']:,}" if alpha_runs else "n/a"
+        # post-demonstration steps differ by seed where --stop_score ends the iterations early: their mean
+        interactions = f"{alpha_runs[0]['pre_demo_steps']:,} + {np.mean([s['post_demo_steps'] for s in alpha_runs]):,.0f}" if alpha_runs else "n/a"
         walls = ", ".join(f"{np.mean([s['wall_seconds'] for s in by_method[m]]):.0f}" if by_method.get(m) else "n/a" for m in methods)
         seeds = max(len(runs) for runs in by_method.values())
         name = first["env_id"] + (" (continuous)" if env.endswith("_continuous") and "Continuous" not in first["env_id"] else "")
@@ -126,7 +145,7 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
         ]
         for env, by_count in sweep.items():
             env_id = next(s for runs in by_count.values() for s in runs)["env_id"]
-            lines.append(f"| {env_id} | " + " | ".join(_mean_std(by_count.get(n, [])) for n in counts) + " |")
+            lines.append(f"| {env_id} | " + " | ".join(_sweep_point(by_count.get(n, [])) for n in counts) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +160,7 @@ def plot(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, d
     figure, axes = plt.subplots(1, len(ratios), figsize=(6 + 0.9 * len(results) + (5 if sweep else 0), 4.5), squeeze=False, gridspec_kw={"width_ratios": ratios})
     bars = axes[0][0]
     width = 0.8 / len(methods)
-    for k, method in enumerate(methods):
+    for k, method in enumerate(methods if results else []):
         means, stds = zip(*(_mean_and_std(results[env].get(method, [])) for env in results))
         offsets = np.arange(len(results)) + (k - (len(methods) - 1) / 2) * width
         bars.bar(offsets, means, width, yerr=stds, capsize=3, label=METHODS[method].label)
@@ -149,7 +168,8 @@ def plot(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, d
     bars.set_xticks(np.arange(len(results)), [env.replace("_", "\n") for env in results], fontsize=8)
     bars.set_ylabel("normalised score")
     bars.set_title("score per environment and method (mean ± std over seeds)")
-    bars.legend(fontsize=8, loc="lower left")
+    if results:
+        bars.legend(fontsize=8, loc="lower left")
     if sweep:
         curve = axes[0][1]
         for env, by_count in sweep.items():
@@ -179,6 +199,7 @@ def benchmark(
     output: Path,
     plot_path: Path,
     command: str,
+    run_missing: bool = True,
 ) -> str:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -187,14 +208,24 @@ def benchmark(
         config_path(env)
     if any(n < 1 for n in sweep_episodes):
         raise ConfigError(f"--sweep_episodes must be >= 1, got {sweep_episodes}")
+    def cells(runs: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+        return [summary for summary in runs if summary is not None]
+
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for env in envs:
-        results[env] = {m: [run_cell(env, m, seed, METHODS[m].flags, workdir) for seed in seeds] for m in methods}
+        results[env] = {m: cells([run_cell(env, m, seed, METHODS[m].flags, workdir, run_missing) for seed in seeds]) for m in methods}
     sweep: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for env in sweep_envs:
-        sweep[env] = {
-            n: [run_cell(env, f"episodes{n}", seed, ("--data.max_expert_episodes", str(n)), workdir) for seed in sweep_seeds] for n in sweep_episodes
-        }
+        available = expert_episodes(env)
+        sweep[env] = {}
+        for n in sweep_episodes:
+            if available is not None and n >= available:  # the whole file: the BCO(alpha) cell itself
+                runs = [run_cell(env, "bco_alpha", seed, METHODS["bco_alpha"].flags, workdir, run_missing) for seed in sweep_seeds]
+            else:
+                runs = [run_cell(env, f"episodes{n}", seed, ("--data.max_expert_episodes", str(n)), workdir, run_missing) for seed in sweep_seeds]
+            sweep[env][n] = cells(runs)
+    results = {env: by_method for env, by_method in results.items() if any(by_method.values())}
+    sweep = {env: by_count for env, by_count in sweep.items() if any(by_count.values())}
     text = report(results, sweep, methods, command)
     atomic_write(output, lambda handle: handle.write(text.encode()))
     plot(results, sweep, methods, plot_path)
@@ -214,7 +245,11 @@ def benchmark_command(argv: list[str]) -> None:
     parser.add_argument("--workdir", type=str, default="benchmarks/runs/benchmark", help="finished cells are kept and reused here")
     parser.add_argument("--output", type=str, default="benchmarks/results.md")
     parser.add_argument("--plot", type=str, default="benchmarks/results.png")
+    parser.add_argument("--run_missing", type=bool, default=True, help="false: report only the cells already on disk (the seeds columns say how many)")
     cfg = parser.parse_args(argv)
     command = " ".join(["bco benchmark", *argv])
-    text = benchmark(cfg.envs, cfg.methods, cfg.seeds, cfg.sweep_envs, cfg.sweep_episodes, cfg.sweep_seeds, Path(cfg.workdir).resolve(), Path(cfg.output), Path(cfg.plot), command)
+    text = benchmark(
+        cfg.envs, cfg.methods, cfg.seeds, cfg.sweep_envs, cfg.sweep_episodes, cfg.sweep_seeds,
+        Path(cfg.workdir).resolve(), Path(cfg.output), Path(cfg.plot), command, cfg.run_missing,
+    )
     print(text)

@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "defaults.md")
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "runs" / "defaults", help="finished runs are kept here and reused; delete it to start over")
     args = parser.parse_args()
-    rows = ["| environment | demonstrator return | random return | BCO(0.1) x3 return | normalised score (per seed) | IDM label accuracy | env steps | wall s per run |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| environment | demonstrator return | random return | BCO(0.1) return | normalised score (per seed) | IDM label accuracy | iterations run (per seed) | env steps (mean) | wall s per run |",
+            "|---|---|---|---|---|---|---|---|---|"]
     args.workdir.mkdir(parents=True, exist_ok=True)
     for env_id in args.envs:
         if not (ROOT / "data" / f"{env_id}.npz").exists():
@@ -57,7 +57,7 @@ def main() -> None:
         returns = [r["eval_return_mean"] for r in runs]
         row = (f"| {env_id} | {runs[0]['demonstrator_return']:.1f} | {runs[0]['random_return']:.1f} | "
                f"{np.mean(returns):.1f} +- {np.std(returns):.1f} | {np.mean(scores):.3f} ({', '.join(f'{s:.3f}' for s in scores)}) | "
-               f"{np.mean([r['idm_label_accuracy'] for r in runs]):.3f} | {runs[0]['env_steps']} | {np.mean([r['process_seconds'] for r in runs]):.0f} |")
+               f"{np.mean([r['idm_label_accuracy'] for r in runs]):.3f} | {', '.join(str(r.get('iterations_run', r['iterations'])) for r in runs)} | {np.mean([r['env_steps'] for r in runs]):.0f} | {np.mean([r.get('process_seconds', r['wall_seconds']) for r in runs]):.0f} |")
         print(row, flush=True)
         rows.append(row)
     text = "\n".join(rows) + "\n"

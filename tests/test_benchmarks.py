@@ -88,6 +88,14 @@ def test_bco_benchmark_smoke_writes_report_and_plot_and_reuses_cells(tmp_path: P
     assert sweep_summary["expert_episodes"] == 1
     second = run_bco(args, cwd=tmp_path, timeout=120)
     assert second.returncode == 0 and "..." not in second.stderr
+    # --run_missing false: seed 1 and the 5-episode point are not on disk; nothing runs, and the
+    # report keeps the seed-0 cells and says how many seeds each sweep point has
+    partial = [*args, "--seeds", "[0, 1]", "--sweep_episodes", "[1, 5]", "--sweep_seeds", "[0, 1]", "--run_missing", "false"]
+    third = run_bco(partial, cwd=tmp_path, timeout=120)
+    assert third.returncode == 0 and "..." not in third.stderr, third.stderr
+    report = (tmp_path / "results.md").read_text()
+    assert "| CartPole-v1 | 1.000 ± 0.000 (1 seed) | n/a |" in report, report
+    assert f"| {cartpole.split(' | ')[-3]} | 1 |" in report  # the BCO table's seeds column: 1
 
 
 def test_bco_benchmark_refuses_unknown_environment_and_method(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def small_run(summary: Path, *extra: str) -> list[str]:
     # Epoch caps below the patience and no loss threshold: both runs train for exactly the caps.
     return [
         "run", "--data.expert_path", str(SHIPPED_CARTPOLE), "--data.pre_demo_steps", "6000",
-        "--iterations", "1", "--stop_score", "null", "--alpha", "0.1", "--eval_episodes", "6",
+        "--iterations", "1", "--alpha", "0.1", "--eval_episodes", "6",
         "--idm_max_epochs", "3", "--policy_max_epochs", "4", "--patience", "10", "--stopping_threshold", "0",
         "--trainer.accelerator", "cpu", "--summary_path", str(summary), *extra,
     ]
@@ -37,7 +37,9 @@ def test_two_process_ddp_run_matches_one_process_budgets(tmp_path: Path) -> None
 
     assert ddp["world_size"] == 2 and single["world_size"] == 1
     assert ddp["normalized_score"] >= 0.95, ddp
-    assert ddp["env_steps"] == single["env_steps"] == 6000 + 600
+    # both stop at the same iteration (--stop_score 1.0: every rank decides from the gathered selection episodes)
+    assert ddp["iterations_run"] == single["iterations_run"]
+    assert ddp["env_steps"] == single["env_steps"] == 6000 + 600 * single["iterations_run"]
     assert ddp["eval_episodes"] == single["eval_episodes"] == 6  # split across ranks, then gathered
 
     def epochs(summary: dict) -> list:

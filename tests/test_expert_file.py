@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,20 @@ def test_take_episodes_keeps_arrays_aligned(cartpole_demos):
     assert first_two.observations.shape[0] == int(cartpole_demos.episode_lengths[:2].sum())
     assert first_two.actions.shape[0] == first_two.num_transitions
     assert cartpole_demos.take_episodes(99).num_episodes == 3
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda path: path.stem)
+def test_every_config_is_the_defaults_plus_its_environment_and_file(config: Path):
+    """The benchmark's BCO(alpha) cells are therefore also what `bco run --data.env_id ID
+    --data.expert_path FILE` gives: one set of numbers answers both questions."""
+    from bco_lightning.cli import run_parser
+
+    parser = run_parser()
+    from_config = parser.parse_args(["--config", str(config)]).as_dict()
+    data = yaml.safe_load(config.read_text())["data"]
+    flags = ["--data.env_id", data["env_id"], "--data.expert_path", data["expert_path"]]
+    if data.get("env_kwargs"):
+        flags += ["--data.env_kwargs", json.dumps(data["env_kwargs"])]
+    from_defaults = parser.parse_args(flags).as_dict()
+    from_config.pop("config", None), from_defaults.pop("config", None)
+    assert from_config == from_defaults

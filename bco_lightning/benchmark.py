@@ -114,7 +114,8 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
         "",
         f"`{command}`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores. Normalised score = "
         "(R - R_random) / (R_demonstrator - R_random), mean ± std over seeds; each run evaluates 10 episodes. "
-        "Interactions are environment steps before (`pre`) and after (`post`) the demonstrations, for BCO(alpha); "
+        "Interactions are environment steps before (`pre`) and after (`post`, mean over seeds: BCO(alpha) stops "
+        "iterating once its kept policy matches the demonstrator on the selection episodes) the demonstrations; "
         "BC on true actions uses none.",
         "",
         "| environment | demonstrator return | random return | demo episodes | " + " | ".join(METHODS[m].label for m in methods)
@@ -208,6 +209,7 @@ def benchmark(
         config_path(env)
     if any(n < 1 for n in sweep_episodes):
         raise ConfigError(f"--sweep_episodes must be >= 1, got {sweep_episodes}")
+
     def cells(runs: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
         return [summary for summary in runs if summary is not None]
 

@@ -42,7 +42,7 @@ def test_nan_observations_stop_the_run_and_keep_what_was_saved(tmp_path: Path, c
     summary = tmp_path / "summary.json"
     args = [
         "run", "--data.env_id", "poisoned_env:PoisonedCartPole-v0", "--data.expert_path", str(cartpole_file),
-        "--data.pre_demo_steps", "2000", "--iterations", "2", "--eval_episodes", "2",
+        "--data.pre_demo_steps", "2000", "--iterations", "2", "--stop_score", "null", "--eval_episodes", "2",
         "--idm_max_epochs", "2", "--policy_max_epochs", "2", "--summary_path", str(summary),
     ]
     result = subprocess.run([*bco_console_script(), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import CLI_ENV, bco_console_script, run_bco, stderr_lines
 
@@ -38,6 +39,9 @@ def test_same_seed_gives_identical_summaries(tmp_path: Path, cartpole_file: Path
         assert result.returncode == 0, result.stderr
     assert stable(first) == stable(second)
     assert len(stable(first)["history"]) == 8  # 4 iterations x (IDM, policy)
+    # the saved config keeps a null that overrides a default, so that --resume runs the same settings
+    saved = yaml.safe_load((Path(json.loads(first.read_text())["log_dir"]) / "config.yaml").read_text())
+    assert saved["stop_score"] is None
 
 
 def test_existing_summary_is_kept_without_overwrite(tmp_path: Path, cartpole_file: Path) -> None:

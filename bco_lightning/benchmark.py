@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from bco_lightning.atomic import atomic_write
+from bco_lightning.data.expert_file import load_expert_file
 from bco_lightning.envs import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,10 +59,7 @@ def expert_episodes(env: str) -> int | None:
     """Episodes in the config's expert file (None for a Minari dataset or a file that is not there)."""
     config = yaml.safe_load(config_path(env).read_text())
     path = REPO / str(config.get("data", {}).get("expert_path", ""))
-    if not path.is_file():
-        return None
-    with np.load(path) as expert:
-        return int(expert["episode_lengths"].shape[0])
+    return load_expert_file(path).num_episodes if path.is_file() else None
 
 
 def run_cell(env: str, cell: str, seed: int, flags: tuple[str, ...], workdir: Path, run_missing: bool = True) -> dict[str, Any] | None:
@@ -221,11 +219,9 @@ def benchmark(
         available = expert_episodes(env)
         sweep[env] = {}
         for n in sweep_episodes:
-            if available is not None and n >= available:  # the whole file: the BCO(alpha) cell itself
-                runs = [run_cell(env, "bco_alpha", seed, METHODS["bco_alpha"].flags, workdir, run_missing) for seed in sweep_seeds]
-            else:
-                runs = [run_cell(env, f"episodes{n}", seed, ("--data.max_expert_episodes", str(n)), workdir, run_missing) for seed in sweep_seeds]
-            sweep[env][n] = cells(runs)
+            whole_file = available is not None and n >= available  # the BCO(alpha) cell itself
+            cell, flags = ("bco_alpha", METHODS["bco_alpha"].flags) if whole_file else (f"episodes{n}", ("--data.max_expert_episodes", str(n)))
+            sweep[env][n] = cells([run_cell(env, cell, seed, flags, workdir, run_missing) for seed in sweep_seeds])
     results = {env: by_method for env, by_method in results.items() if any(by_method.values())}
     sweep = {env: by_count for env, by_count in sweep.items() if any(by_count.values())}
     text = report(results, sweep, methods, command)

@@ -14,8 +14,9 @@ no checkpoints, no logs.
 
 Early stopping makes the amount of training depend on the data: with its own splits this script
 stops at other epochs than `bco run` does. `--epochs_from` takes the epochs of each stage from a
-`bco run` summary instead (and skips the policy stages that run skipped, and runs its iterations), so that both programs do
-the same number of optimiser steps and a timing compares the frameworks alone.
+`bco run` summary instead (and skips the policy stages that run skipped, and runs its iterations),
+so that both programs do the same number of optimiser steps and a timing compares the frameworks
+alone.
 """
 
 from __future__ import annotations

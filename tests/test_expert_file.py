@@ -188,5 +188,6 @@ def test_every_config_is_the_defaults_plus_its_environment_and_file(config: Path
     if data.get("env_kwargs"):
         flags += ["--data.env_kwargs", json.dumps(data["env_kwargs"])]
     from_defaults = parser.parse_args(flags).as_dict()
-    from_config.pop("config", None), from_defaults.pop("config", None)
+    from_config.pop("config", None)
+    from_defaults.pop("config", None)
     assert from_config == from_defaults

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from bco_lightning.callbacks import normalized_score
 from bco_lightning.cli import main
 from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.expert_file import save_expert_file
@@ -154,7 +155,7 @@ def test_iterations_stop_once_the_kept_policy_scores_the_stop_score(tmp_path):
     run = make_run(data, tmp_path / "logs", alpha=0.1, iterations=3, stop_score=0.9, eval_episodes=5, idm_max_epochs=20, policy_max_epochs=50, video=False)
     summary = run.run()
     policies = [h for h in summary["history"] if h["stage"] == "policy" and "selection/return_mean" in h]
-    selection_scores = [(h["selection/return_mean"] - summary["random_return"]) / (summary["demonstrator_return"] - summary["random_return"]) for h in policies]
+    selection_scores = [normalized_score(h["selection/return_mean"], summary["random_return"], summary["demonstrator_return"]) for h in policies]
     # it ran exactly up to the first iteration whose policy reached 0.9, and stopped before the last
     assert selection_scores[-1] >= 0.9 and all(score < 0.9 for score in selection_scores[:-1])
     assert summary["iterations_run"] == policies[-1]["iteration"] < summary["iterations"] == 3

@@ -112,7 +112,7 @@ def run_command(argv: list[str]) -> dict[str, Any]:
     if cfg.resume is None and is_rank_zero():
         saved = cfg.clone()
         saved.resume, saved.overwrite = None, False
-        text = parser.dump(saved, skip_none=False)  # a null that overrides a default (--stop_score null) must survive --resume
+        text = parser.dump(saved, skip_unset=False)  # a null that overrides a default (--stop_score null) must survive --resume
         atomic_write(run.run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
     summary = run.run()
     score = summary["normalized_score"]

@@ -268,9 +268,12 @@ def test_event_files_hold_the_video_the_idm_images_and_the_hparams(cartpole_run)
 
 def test_quiet_run_prints_nothing_and_progress_shows_bars(tmp_path):
     """`--quiet true` leaves stdout and stderr empty; `--progress true` shows the rollout and
-    training bars (off by default when stderr is not a terminal, as here)."""
+    training bars (off by default when stderr is not a terminal, as here).
+
+    The quiet run is `python -m bco_lightning.cli`: as `__main__`, the CLI sees Python's default
+    DeprecationWarnings (jsonargparse's `dump(skip_none=...)` printed one there)."""
     args = ["run", "--data.pre_demo_steps", "2000", "--iterations", "0", "--idm_max_epochs", "2", "--policy_max_epochs", "2", "--eval_episodes", "2", "--video", "false"]
-    quiet = run_bco([*args, "--quiet", "true", "--summary_path", str(tmp_path / "quiet.json")], cwd=tmp_path)
+    quiet = run_bco([*args, "--quiet", "true", "--summary_path", str(tmp_path / "quiet.json")], cwd=tmp_path, launcher="module")
     assert quiet.returncode == 0, quiet.stderr
     assert (quiet.stdout, quiet.stderr) == ("", "")
     default = run_bco([*args, "--summary_path", str(tmp_path / "default.json")], cwd=tmp_path)

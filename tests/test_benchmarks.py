@@ -116,3 +116,25 @@ def test_idm_diagnostic_labels_pendulum_from_random_interaction(tmp_path: Path) 
     row = json.loads(result.stdout.strip().splitlines()[-1])
     assert row["random_steps"] == 20000 and row["oracle_steps"] == 0
     assert row["held_out"]["mae"] < 0.05 and row["demonstration"]["accuracy"] > 0.9
+
+
+def test_report_names_the_environments_where_bco_alpha_misses_the_target() -> None:
+    """results.md says which rows stay below 0.95, by the table's own names, and says so when none do."""
+    from bco_lightning.benchmark import report
+
+    def cell(env_id: str, score: float) -> dict:
+        return {
+            "env_id": env_id, "normalized_score": score, "demonstrator_return": 1.0, "random_return": 0.0,
+            "expert_episodes": 25, "pre_demo_steps": 1000, "post_demo_steps": 0, "wall_seconds": 1.0,
+        }
+
+    results = {
+        "walker2d": {"bco_alpha": [cell("Walker2d-v5", 0.5), cell("Walker2d-v5", 0.7)], "bc": [cell("Walker2d-v5", 0.99)]},
+        "lunarlander_continuous": {"bco_alpha": [cell("LunarLander-v3", 0.93)]},
+        "cartpole": {"bco_alpha": [cell("CartPole-v1", 1.0)]},
+    }
+    text = report(results, {}, ["bco_alpha", "bc"], "bco benchmark")
+    assert "BCO(alpha) below the target of 0.95 (mean over seeds): Walker2d-v5 (0.600), LunarLander-v3 (continuous) (0.930)." in text
+    passing = report({"cartpole": results["cartpole"]}, {}, ["bco_alpha", "bc"], "bco benchmark")
+    assert "reaches the target of 0.95 (mean over seeds) on every environment above" in passing
+    assert "target" not in report({"cartpole": results["cartpole"]}, {}, ["bc"], "bco benchmark")

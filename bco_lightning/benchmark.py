@@ -135,9 +135,9 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
             + " | ".join(_mean_std(by_method.get(m, [])) for m in methods)
             + f" | {interactions} | {seeds} | {walls} |"
         )
-        alpha_mean = _mean_and_std(by_method.get("bco_alpha", []))[0]
-        if _scores(by_method.get("bco_alpha", [])) and alpha_mean < TARGET_SCORE:
-            below.append(f"{name} ({alpha_mean:.3f})")
+        alpha_scores = _scores(by_method.get("bco_alpha", []))
+        if alpha_scores and np.mean(alpha_scores) < TARGET_SCORE:
+            below.append(f"{name} ({np.mean(alpha_scores):.3f})")
     if "bco_alpha" in methods:
         lines += [
             "",

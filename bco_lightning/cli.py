@@ -67,7 +67,7 @@ def run_parser() -> ArgumentParser:
         "--torch_threads",
         type=int,
         default=1,
-        help="torch intra-op threads; small MLPs gain nothing from more, and several collapse when other processes share the cores",
+        help="torch intra-op threads; more help only on otherwise idle cores, and collapse when other processes share them",
     )
     parser.add_argument("--resume", type=str | None, default=None, help="continue an interrupted run in its log folder (its saved config is used)")
     parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing --summary_path")

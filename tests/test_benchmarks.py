@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import CLI_ENV, run_bco
@@ -138,3 +140,41 @@ def test_report_names_the_environments_where_bco_alpha_misses_the_target() -> No
     passing = report({"cartpole": results["cartpole"]}, {}, ["bco_alpha", "bc"], "bco benchmark")
     assert "reaches the target of 0.95 (mean over seeds) on every environment above" in passing
     assert "target" not in report({"cartpole": results["cartpole"]}, {}, ["bc"], "bco benchmark")
+
+
+def test_idm_errors_finds_clipped_dimensions_but_not_flags_or_free_ones() -> None:
+    spec = importlib.util.spec_from_file_location("idm_errors", BENCHMARKS / "idm_errors.py")
+    assert spec is not None and spec.loader is not None
+    idm_errors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(idm_errors)
+    clipped_dims, at_bounds = idm_errors.clipped_dims, idm_errors.at_bounds
+
+    rng = np.random.default_rng(0)
+    free = rng.normal(size=5000)
+    clipped = np.clip(rng.normal(scale=10.0, size=5000), -10.0, 10.0)  # about 32% at +-10
+    flag = (rng.random(5000) < 0.5).astype(np.float64)  # an on/off contact flag
+    observations = np.stack([free, clipped, flag], axis=1).astype(np.float32)
+    assert clipped_dims(observations) == {1: (-10.0, 10.0)}
+    np.testing.assert_array_equal(at_bounds(observations, {1: (-10.0, 10.0)}), np.abs(observations[:, 1]) == 10.0)
+
+
+def test_idm_errors_reports_a_finished_run(tmp_path: Path) -> None:
+    """On a real Pendulum BCO(0) run: one row per part of the interaction, and an IDM that fits."""
+    run = run_bco(
+        ["run", "--config", str(BENCHMARKS.parent / "configs" / "pendulum.yaml"), "--iterations", "0", "--video", "false",
+         "--quiet", "true", "--log_root", str(tmp_path / "logs"), "--summary_path", str(tmp_path / "summary.json")],
+        cwd=tmp_path, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    run_dir = json.loads((tmp_path / "summary.json").read_text())["log_dir"]
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "idm_errors.py"), "--run_dir", run_dir, "--samples", "5000",
+         "--expert_path", str(BENCHMARKS.parent / "data" / "Pendulum-v1.npz")],
+        cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| pre-demonstration")]
+    assert len(rows) == 1 and "post-demonstration" not in result.stdout  # BCO(0): no post-demonstration steps
+    errors = [float(cell) for cell in rows[0].strip("| ").split(" | ")[2:] if cell != "-"]
+    assert errors and max(errors) < 0.1, result.stdout
+    assert "expert states of" in result.stdout

@@ -47,6 +47,11 @@ class RunSettings:
     Attributes:
         seed: the `--seed_everything` seed (rollouts, splits, evaluation episodes).
         alpha: post-demonstration interactions per iteration, as a fraction of `|I_pre|`.
+        noise_per_idm_error: Box actions only: post-demonstration rollouts add Gaussian noise of std
+            max(`--policy.exploration_noise`, this x the latest IDM's validation error, mean absolute
+            in the unit action box). An IDM that cannot tell actions apart needs the policy's
+            rollouts to spread wider around its own actions, and a policy cloned from labels that
+            far off acts no more precisely than that anyway; 0 keeps the fixed noise.
         iterations: BCO(alpha) iterations after the first policy; 0 gives BCO(0).
         stop_score: end the iterations early once the kept policy's normalised score on the
             selection episodes reaches this (1.0: the demonstrator's mean return), since more
@@ -79,6 +84,7 @@ class RunSettings:
 
     seed: int = 0
     alpha: float = 0.1
+    noise_per_idm_error: float = 0.0
     iterations: int = 10
     stop_score: float | None = 1.0
     eval_episodes: int = 10
@@ -105,6 +111,8 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.alpha < 0:
             raise ConfigError(f"--alpha must be >= 0, got {self.alpha}")
+        if self.noise_per_idm_error < 0:
+            raise ConfigError(f"--noise_per_idm_error must be >= 0, got {self.noise_per_idm_error}")
         if self.iterations < 0:
             raise ConfigError(f"--iterations must be >= 0, got {self.iterations}")
         if self.iterations > 0 and self.alpha == 0:
@@ -334,10 +342,19 @@ class BCORun:
         pl.seed_everything(self.settings.seed + UNIT_SEED_STRIDE * index, workers=True, verbose=False)
         return True
 
-    def _exploration_policy(self, iteration: int) -> PolicyFactory:
+    def _exploration_noise(self) -> float:
+        """Noise std of the next post-demonstration rollouts (see `RunSettings.noise_per_idm_error`),
+        from the committed history alone, so that a resumed run explores with the same noise."""
+        noise = self.policy.exploration_noise
+        idm_errors = [entry["val/mae"] for entry in self.progress.history if entry.get("stage") == "idm" and "val/mae" in entry]
+        if self.settings.noise_per_idm_error > 0 and idm_errors:
+            noise = max(noise, self.settings.noise_per_idm_error * idm_errors[-1])
+        return noise
+
+    def _exploration_policy(self, iteration: int, noise: float) -> PolicyFactory:
         """The current policy with sampled actions, seeded per iteration and rank."""
         seed = self.settings.seed + iteration
-        return lambda rank: self.policy.as_policy(deterministic=False, seed=seed + RANK_SEED_STRIDE * rank)
+        return lambda rank: self.policy.as_policy(deterministic=False, seed=seed + RANK_SEED_STRIDE * rank, noise=noise)
 
     # The loop -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -370,9 +387,14 @@ class BCORun:
                     progress.pre_demo_steps = data.pre_demo_steps
                 else:
                     steps = int(round(s.alpha * progress.pre_demo_steps))
-                    data.request_collection(steps, s.seed + POST_DEMO_SEED_OFFSET * iteration, self._exploration_policy(iteration))
+                    noise = self._exploration_noise()
+                    data.request_collection(steps, s.seed + POST_DEMO_SEED_OFFSET * iteration, self._exploration_policy(iteration, noise))
                 progress.env_steps += data.pending_collection[0]  # type: ignore[index]
                 progress.idm_checkpoint = self._fit(self.idm, "idm", iteration, s.idm_max_epochs)
+                if iteration > 0 and not self.idm.codec.discrete:
+                    progress.history[-1]["exploration_noise"] = noise
+                    if is_rank_zero():
+                        self.run_logger.log_metrics({"rollout/exploration_noise": noise}, step=iteration)
                 self._save_interaction()
                 self._save_module(self.idm, "idm")
                 self._commit(f"idm-{iteration}")

@@ -53,8 +53,10 @@ class BCPolicyModule(ActionModel):
     def normalizers_fitted(self) -> bool:
         return bool(self.net.obs_normalizer.fitted)
 
-    def as_policy(self, deterministic: bool = True, seed: int = 0) -> Policy:
-        """A numpy-in, numpy-out policy for rollouts: the most likely action, or an exploratory one."""
+    def as_policy(self, deterministic: bool = True, seed: int = 0, noise: float | None = None) -> Policy:
+        """A numpy-in, numpy-out policy for rollouts: the most likely action, or an exploratory one
+        (Box: Gaussian noise of std `noise`, by default `exploration_noise`)."""
+        noise_std = self.exploration_noise if noise is None else noise
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
         @torch.inference_mode()
@@ -64,7 +66,7 @@ class BCPolicyModule(ActionModel):
             if deterministic:
                 action = self.codec.decode(output)
             else:
-                action = self.codec.sample(output, self.exploration_noise, generator)
+                action = self.codec.sample(output, noise_std, generator)
             return action.cpu().numpy()
 
         return act

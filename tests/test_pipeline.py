@@ -296,3 +296,27 @@ def test_runs_started_together_get_distinct_run_folders(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         claimed = list(pool.map(lambda _: claim_run_dir(tmp_path / "CartPole-v1"), range(8)))
     assert sorted(claimed, key=lambda p: int(p.name[8:])) == [tmp_path / "CartPole-v1" / f"version_{n}" for n in range(4, 12)]
+
+
+def test_post_demonstration_noise_follows_the_idm_error(tmp_path):
+    """`--noise_per_idm_error`: iteration 1 explores with std = factor x iteration 0's IDM error
+    (above the fixed 0.1), and the collected actions really spread that far around the policy's."""
+    demos = record_episodes("Pendulum-v1", pendulum_controller, episodes=3, seed=0)
+    data = BCODataModule(env_id="Pendulum-v1", expert_path=str(save_expert_file(tmp_path / "p.npz", demos)), pre_demo_steps=2000, seed=0)
+    run = make_run(
+        data, tmp_path / "logs", alpha=1.0, iterations=1, stop_score=None, noise_per_idm_error=15.0,
+        eval_episodes=1, idm_max_epochs=3, policy_max_epochs=3, video=False, select_best=False,
+    )
+    summary = run.run()
+    idm_stages = [h for h in summary["history"] if h["stage"] == "idm"]
+    expected = 15.0 * idm_stages[0]["val/mae"]
+    assert "exploration_noise" not in idm_stages[0]
+    assert expected > 0.2 and idm_stages[1]["exploration_noise"] == pytest.approx(expected)
+    assert scalars(Path(summary["log_dir"]))["rollout/exploration_noise"] == [(1, pytest.approx(expected))]
+
+    iteration0 = BCPolicyModule.load_from_checkpoint(Path(summary["log_dir"]) / "checkpoints" / "policy-iter0.ckpt", map_location="cpu")
+    post = data.interaction
+    post_obs, post_actions = post.observations[post.obs_index[2000:]], post.actions[2000:]
+    mean_actions = iteration0.as_policy(deterministic=True)(post_obs)
+    residual = (post_actions - mean_actions) / iteration0.codec.half_range.numpy()  # unit box; clipping at +-1 narrows it
+    assert 0.6 * min(expected, 1.0) < residual.std() < 1.05 * expected

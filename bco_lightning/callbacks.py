@@ -91,8 +91,9 @@ class EnvEvaluationCallback(pl.Callback):
             on the same seeds.
         log_step: the step the metrics are logged at (the BCO(alpha) iteration in `bco run`).
         logger: where the metrics go; None uses the trainer's logger.
-        selection_seed: when given, the policy also plays as many episodes from these seeds, for
+        selection_seed: when given, the policy also plays selection episodes from these seeds, for
             choosing among policies without looking at the evaluation episodes (`selection_result`).
+        selection_episodes: how many selection episodes; None plays as many as `episodes`.
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class EnvEvaluationCallback(pl.Callback):
         log_step: int = 0,
         logger: Logger | None = None,
         selection_seed: int | None = None,
+        selection_episodes: int | None = None,
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = env_kwargs or {}
@@ -118,21 +120,23 @@ class EnvEvaluationCallback(pl.Callback):
         self.log_step = log_step
         self.logger = logger
         self.selection_seed = selection_seed
+        self.selection_episodes = episodes if selection_episodes is None else selection_episodes
         self.result: EvaluationResult | None = None
         self.selection_result: EvaluationResult | None = None
 
     def evaluate(self, pl_module: Any, rank: int = 0, world_size: int = 1) -> EvaluationResult:
         """Each rank runs its share of the episodes with its own seeds; every rank gets all results."""
         if self.random_return is None:
-            self.random_return = self._evaluate_shared(None, rank, world_size, self.seed).mean_return
-        self.result = self._evaluate_shared(pl_module.as_policy(), rank, world_size, self.seed)
+            self.random_return = self._evaluate_shared(None, rank, world_size, self.seed, self.episodes).mean_return
+        self.result = self._evaluate_shared(pl_module.as_policy(), rank, world_size, self.seed, self.episodes)
         if self.selection_seed is not None:
-            self.selection_result = self._evaluate_shared(pl_module.as_policy(), rank, world_size, self.selection_seed)
+            selection_seed, selection_episodes = self.selection_seed, self.selection_episodes
+            self.selection_result = self._evaluate_shared(pl_module.as_policy(), rank, world_size, selection_seed, selection_episodes)
         return self.result
 
-    def _evaluate_shared(self, policy: Policy | None, rank: int, world_size: int, seed: int) -> EvaluationResult:
+    def _evaluate_shared(self, policy: Policy | None, rank: int, world_size: int, seed: int, total_episodes: int) -> EvaluationResult:
         def my_share() -> EvaluationResult:
-            episodes = share(self.episodes, rank, world_size)
+            episodes = share(total_episodes, rank, world_size)
             if episodes == 0:
                 return EvaluationResult(np.zeros(0), np.zeros(0, dtype=np.int64))
             return evaluate_policy(self.env_id, self.env_kwargs, policy, episodes, seed + RANK_SEED_STRIDE * rank, self.num_envs)

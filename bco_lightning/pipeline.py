@@ -51,13 +51,18 @@ class RunSettings:
             max(`--policy.exploration_noise`, this x the latest IDM's validation error, mean absolute
             in the unit action box). An IDM that cannot tell actions apart needs the policy's
             rollouts to spread wider around its own actions, and a policy cloned from labels that
-            far off acts no more precisely than that anyway; 0 keeps the fixed noise.
+            far off acts no more precisely than that anyway, while a precise IDM keeps the small
+            noise that a precise policy needs (Walker2d explores with about 0.3, HalfCheetah with
+            0.1); 0 keeps the fixed noise.
         iterations: BCO(alpha) iterations after the first policy; 0 gives BCO(0).
         stop_score: end the iterations early once the kept policy's normalised score on the
             selection episodes reaches this (1.0: the demonstrator's mean return), since more
             interaction is then spent on a policy that already matches the demonstrations; None
             always runs every iteration. Needs `select_best` and the file's `episode_returns`.
         eval_episodes: evaluation episodes after each policy.
+        selection_episodes: selection episodes after each policy (`select_best`); None plays as many
+            as `eval_episodes`. HalfCheetah's returns swing when a policy sometimes flips it, and
+            ten episodes then pick a lucky iteration (see `benchmarks/reselect.py`).
         patience: validations without a better validation loss before a stage stops.
         min_steps_per_validation: a stage validates every epoch, or every this many gradient steps
             if an epoch is shorter (a small demonstration set has epochs of a few batches); patience
@@ -84,10 +89,11 @@ class RunSettings:
 
     seed: int = 0
     alpha: float = 0.1
-    noise_per_idm_error: float = 0.0
+    noise_per_idm_error: float = 2.0
     iterations: int = 10
     stop_score: float | None = 1.0
     eval_episodes: int = 10
+    selection_episodes: int | None = None
     patience: int = 5
     min_steps_per_validation: int = 100
     min_rel_delta: float = 0.001
@@ -119,6 +125,8 @@ class RunSettings:
             raise ConfigError("--iterations > 0 needs --alpha > 0 (post-demonstration interactions per iteration)")
         if self.eval_episodes < 1:
             raise ConfigError(f"--eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.selection_episodes is not None and self.selection_episodes < 1:
+            raise ConfigError(f"--selection_episodes must be >= 1 or null, got {self.selection_episodes}")
         if self.labels == "true_actions" and self.iterations > 0:
             raise ConfigError("--labels true_actions clones the file's actions once: pass --iterations 0")
         if self.patience < 1 or self.idm_max_epochs < 1 or self.policy_max_epochs < 1:
@@ -376,6 +384,7 @@ class BCORun:
             random_return=progress.random_return,
             logger=self._stage_logger("eval"),
             selection_seed=s.seed + SELECTION_SEED_OFFSET if s.select_best else None,
+            selection_episodes=s.selection_episodes,
         )
         last_iteration = 0
         for iteration in range(s.iterations + 1):

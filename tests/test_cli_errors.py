@@ -63,9 +63,10 @@ def test_unknown_env_id_exits_2(tmp_path):
     assert not (tmp_path / "s.json").exists()
 
 
-def test_negative_alpha_exits_2(tmp_path):
-    result = run_bco(["run", "--alpha", "-1", "--summary_path", str(tmp_path / "s.json")], cwd=tmp_path)
-    assert_one_line_error(result, "alpha")
+@pytest.mark.parametrize("flag", ["--alpha", "--noise_per_idm_error"])
+def test_negative_rate_exits_2(tmp_path, flag):
+    result = run_bco(["run", flag, "-1", "--summary_path", str(tmp_path / "s.json")], cwd=tmp_path)
+    assert_one_line_error(result, flag.lstrip("-"))
     assert not (tmp_path / "s.json").exists()
 
 

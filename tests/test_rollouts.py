@@ -168,16 +168,21 @@ def test_selection_plays_its_own_number_of_episodes_on_its_own_seeds():
     """`--selection_episodes`: more selection than evaluation episodes; the selection's first
     episodes are those a 2-episode selection plays, and none repeats an evaluation episode."""
     from bco_lightning.callbacks import EnvEvaluationCallback
-    from bco_lightning.policy import BCPolicyModule
 
-    policy = BCPolicyModule(obs_dim=4, action_dim=2, discrete=True)
+    class StateDependentPolicy:
+        """Pushes toward where the pole leans, late: episode lengths vary with the start state."""
+
+        def as_policy(self):
+            return lambda obs: (obs[:, 2] + 0.2 * obs[:, 3] > 0.02).astype(np.int64)
+
     many = EnvEvaluationCallback("CartPole-v1", episodes=2, seed=10, num_envs=2, random_return=0.0, selection_seed=20, selection_episodes=6)
     few = EnvEvaluationCallback("CartPole-v1", episodes=2, seed=10, num_envs=2, random_return=0.0, selection_seed=20)
-    many.evaluate(policy)
-    few.evaluate(policy)
+    many.evaluate(StateDependentPolicy())
+    few.evaluate(StateDependentPolicy())
     assert len(many.result.returns) == len(few.result.returns) == 2
     assert len(many.selection_result.returns) == 6 and len(few.selection_result.returns) == 2
     np.testing.assert_array_equal(many.result.returns, few.result.returns)
     first_per_sub_env = many.selection_result.returns[[0, 3]]  # sub-env order: 3 episodes each
     np.testing.assert_array_equal(first_per_sub_env, few.selection_result.returns)
+    assert len(set(many.selection_result.returns)) > 1, "the policy should give returns that tell seeds apart"
     assert not np.array_equal(many.result.returns, few.selection_result.returns)

@@ -130,8 +130,8 @@ class EnvEvaluationCallback(pl.Callback):
             self.random_return = self._evaluate_shared(None, rank, world_size, self.seed, self.episodes).mean_return
         self.result = self._evaluate_shared(pl_module.as_policy(), rank, world_size, self.seed, self.episodes)
         if self.selection_seed is not None:
-            selection_seed, selection_episodes = self.selection_seed, self.selection_episodes
-            self.selection_result = self._evaluate_shared(pl_module.as_policy(), rank, world_size, selection_seed, selection_episodes)
+            policy = pl_module.as_policy()
+            self.selection_result = self._evaluate_shared(policy, rank, world_size, self.selection_seed, self.selection_episodes)
         return self.result
 
     def _evaluate_shared(self, policy: Policy | None, rank: int, world_size: int, seed: int, total_episodes: int) -> EvaluationResult:

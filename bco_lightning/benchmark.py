@@ -161,8 +161,13 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
 
 
 def plot(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, dict[int, list[dict[str, Any]]]], methods: list[str], path: Path) -> None:
-    """Bars of the normalised score per environment and method; beside them, the sweep's curves."""
-    import matplotlib
+    """Bars of the normalised score per environment and method; beside them, the sweep's curves.
+    matplotlib is the optional `plots` extra (it is not needed to train); without it, no figure."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"bco benchmark: note: no {path} (needs matplotlib: pip install -e '.[plots]')", file=sys.stderr)
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

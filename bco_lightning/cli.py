@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import pytorch_lightning as pl
 import torch
@@ -25,7 +25,7 @@ from bco_lightning.atomic import atomic_write
 from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.expert_file import ExpertFileError, save_expert_file
 from bco_lightning.data.rollouts import RolloutError
-from bco_lightning.distributed import exit_after_error, is_rank_zero
+from bco_lightning.distributed import exit_after_error, exit_without_teardown, is_rank_zero, wait_for_launched_ranks
 from bco_lightning.envs import ConfigError
 from bco_lightning.idm import IDMModule
 from bco_lightning.pipeline import BCORun, RunSettings
@@ -282,5 +282,14 @@ def main(argv: list[str] | None = None) -> None:
         exit_after_error(f"bco {command}: error: {error}")
 
 
-if __name__ == "__main__":
+def console_main() -> NoReturn:
+    """The `bco` program: `main`, then an exit without Python's module teardown (over a second once
+    torch and Lightning are loaded); rank 0 first waits for the DDP ranks it launched."""
     main()
+    if is_rank_zero():
+        wait_for_launched_ranks()
+    exit_without_teardown(0)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -8,6 +8,7 @@ the same error instead of waiting forever for it.
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -67,25 +68,42 @@ def track_launched_processes(trainer: Any) -> None:
         _launched.append(procs)
 
 
+def wait_for_launched_ranks(timeout: float = 30.0) -> None:
+    """Wait for the DDP processes this process launched (killing any still running after `timeout` s)."""
+    for proc in (proc for procs in _launched for proc in procs):
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def exit_without_teardown(status: int) -> NoReturn:
+    """End the process now: flush the standard streams, run the atexit handlers (logging, worker
+    processes), then `os._exit`.
+
+    This skips Python's final teardown, which frees every loaded module's objects one by one: with
+    torch and Lightning loaded that takes over a second (1.2 s on a 2-core machine) and leaves
+    nothing behind that the operating system does not clean up anyway. It also skips the C++
+    destructors of a gloo/NCCL process group, which can abort with "terminate called without an
+    active exception". Callers close their files (and TensorBoard writers) first.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(status)
+
+
 def exit_after_error(message: str, status: int = 2) -> NoReturn:
     """End this process after a known error that every rank met (DDP shares rollout failures, and
     files and configuration are the same on every rank): rank 0 prints the one line and waits for
     the processes it launched; the other ranks leave silently.
 
-    Launched ranks and a rank 0 that launched them end with `os._exit`: an ordinary exit would
-    tear down the gloo/NCCL process group in C++ destructors, which can abort with "terminate
-    called without an active exception" after the error line.
+    A rank 0 without launched ranks raises `SystemExit` (callers in the same process, such as tests,
+    see the status); launched ranks and a rank 0 that launched them leave without teardown.
     """
-    children = [proc for procs in _launched for proc in procs]
     if is_rank_zero():
         print(message, file=sys.stderr)
-        for proc in children:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if not children:
+        wait_for_launched_ranks()
+        if not any(_launched):
             sys.exit(status)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_without_teardown(status)

@@ -366,6 +366,19 @@ class BCORun:
 
     # The loop -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        """The whole pipeline; its TensorBoard writers are closed at the end, so that every event is
+        on disk when the command returns (`bco` exits without Python's teardown)."""
+        eval_logger = self._stage_logger("eval")
+        status = "failed"
+        try:
+            summary = self._run(eval_logger)
+            status = "success"
+            return summary
+        finally:
+            eval_logger.experiment.close()  # not `finalize`: that would add an empty eval/hparams.yaml
+            self.run_logger.finalize(status)  # closes its writer; on success writes the run's hparams.yaml
+
+    def _run(self, eval_logger: TensorBoardLogger) -> dict[str, Any]:
         start = time.perf_counter()
         s, data, progress = self.settings, self.data, self.progress
         expert = data.expert  # refuse a bad file before any work
@@ -382,7 +395,7 @@ class BCORun:
             num_envs=min(s.eval_episodes, 32),
             demonstrator_return=expert.demonstrator_return,
             random_return=progress.random_return,
-            logger=self._stage_logger("eval"),
+            logger=eval_logger,
             selection_seed=s.seed + SELECTION_SEED_OFFSET if s.select_best else None,
             selection_episodes=s.selection_episodes,
         )
@@ -414,7 +427,7 @@ class BCORun:
                     # The IDM labels every demonstration pair as before: the policy's data are
                     # unchanged, so its early-stopped weights (and their evaluation) stand.
                     evaluation.result = EvaluationResult(np.asarray(progress.eval_returns), np.asarray(progress.eval_lengths))
-                    evaluation.log_metrics(self._stage_logger("eval"))
+                    evaluation.log_metrics(eval_logger)
                     progress.history.append({"iteration": iteration, "stage": "policy", "skipped": "labels unchanged"})
                 else:
                     data.expert_labels = labels

@@ -9,7 +9,8 @@
    thread count; achieved FLOP/s as a share of a large matrix multiply's (the practical peak).
 2. Rollouts: environment steps/s of the collector and the evaluator vs a plain single-env loop
    that calls the same policy on one observation at a time.
-3. End to end: `bco run` (the default CartPole job) vs `benchmarks/plain_bco.py`, whole processes.
+3. End to end: `bco run` (the default CartPole job) vs `benchmarks/plain_bco.py`, whole processes,
+   for seeds 0, 1 and 2 (`--e2e-seeds`): early stopping trains each seed for its own number of steps.
 4. Scaling: time and peak memory of one IDM epoch on 1e4 ... 1e7 synthetic 17-dim transitions,
    each size in a fresh process.
 
@@ -240,33 +241,39 @@ def timed_process(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def end_to_end(repeats: int) -> dict[str, Any]:
-    """`bco run` against the plain script twice: with the plain script's own early stopping, and with
-    the epochs `bco run` trained (`--epochs_from`), i.e. the same optimiser steps: the framework's cost."""
+def end_to_end(seeds: list[int], repeats: int) -> list[dict[str, Any]]:
+    """`bco run --seed_everything S` against the plain script with `--seed S`, for each seed: with
+    the plain script's own early stopping, and with the epochs `bco run` trained (`--epochs_from`),
+    i.e. the same optimiser steps: the framework's cost. Each time is the best of `repeats`."""
     script = Path(sys.executable).with_name("bco")
     bco = [str(script)] if script.exists() else [sys.executable, "-m", "bco_lightning.cli"]  # not installed: from the checkout
     plain = [sys.executable, str(ROOT / "benchmarks" / "plain_bco.py")]
+    rows = []
     with tempfile.TemporaryDirectory() as work:
-        times: dict[str, list[float]] = {"bco": [], "plain": [], "plain_same_steps": []}
-        for i in range(repeats):
-            times["bco"].append(timed_process([*bco, "run", "--summary_path", f"{work}/bco{i}.json"], Path(work)))
-            times["plain"].append(timed_process([*plain, "--summary_path", f"{work}/plain{i}.json"], Path(work)))
-            times["plain_same_steps"].append(
-                timed_process([*plain, "--summary_path", f"{work}/same{i}.json", "--epochs_from", f"{work}/bco{i}.json"], Path(work))
+        for seed in seeds:
+            times: dict[str, list[float]] = {"bco": [], "plain": [], "plain_same_steps": []}
+            for i in range(repeats):
+                bco_summary = f"{work}/bco{seed}-{i}.json"
+                times["bco"].append(timed_process([*bco, "run", "--seed_everything", str(seed), "--summary_path", bco_summary], Path(work)))
+                times["plain"].append(timed_process([*plain, "--seed", str(seed), "--summary_path", f"{work}/plain{seed}-{i}.json"], Path(work)))
+                times["plain_same_steps"].append(
+                    timed_process([*plain, "--seed", str(seed), "--summary_path", f"{work}/same{seed}-{i}.json", "--epochs_from", bco_summary], Path(work))
+                )
+            summaries = {name: json.loads(Path(f"{work}/{prefix}{seed}-0.json").read_text()) for name, prefix in (("bco", "bco"), ("plain", "plain"), ("plain_same_steps", "same"))}
+            row: dict[str, Any] = {"seed": seed}
+            for name, values in times.items():
+                summary = summaries[name]
+                steps = sum(entry.get("optimizer_steps", 0) for entry in summary["history"]) if name == "bco" else summary["optimizer_steps"]
+                row[name] = {"seconds": min(values), "score": summary["normalized_score"], "env_steps": summary["env_steps"], "optimizer_steps": steps}
+            for name in ("plain", "plain_same_steps"):
+                row[name]["ratio"] = row["bco"]["seconds"] / row[name]["seconds"]
+            print(
+                f"end to end, seed {seed}: bco run {row['bco']['seconds']:.1f} s, plain script {row['plain']['seconds']:.1f} s "
+                f"(ratio {row['plain']['ratio']:.2f}), same steps {row['plain_same_steps']['seconds']:.1f} s (ratio {row['plain_same_steps']['ratio']:.2f})",
+                flush=True,
             )
-        summaries = {name: json.loads(Path(f"{work}/{prefix}0.json").read_text()) for name, prefix in (("bco", "bco"), ("plain", "plain"), ("plain_same_steps", "same"))}
-    bco_steps = sum(entry.get("optimizer_steps", 0) for entry in summaries["bco"]["history"])
-    row: dict[str, Any] = {name: {"seconds": min(values), "score": summaries[name]["normalized_score"], "env_steps": summaries[name]["env_steps"]} for name, values in times.items()}
-    row["bco"]["optimizer_steps"] = bco_steps
-    for name in ("plain", "plain_same_steps"):
-        row[name]["optimizer_steps"] = summaries[name]["optimizer_steps"]
-        row[name]["ratio"] = row["bco"]["seconds"] / row[name]["seconds"]
-    print(
-        f"end to end: bco run {row['bco']['seconds']:.1f} s, plain script {row['plain']['seconds']:.1f} s (ratio {row['plain']['ratio']:.2f}), "
-        f"same steps {row['plain_same_steps']['seconds']:.1f} s (ratio {row['plain_same_steps']['ratio']:.2f})",
-        flush=True,
-    )
-    return row
+            rows.append(row)
+    return rows
 
 
 def current_rss() -> int:
@@ -319,7 +326,7 @@ def machine(device: str) -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
 
 
-def report(args: argparse.Namespace, peak: float, training: list, rollouts: list, e2e: dict | None, scaling: list) -> str:
+def report(args: argparse.Namespace, peak: float, training: list, rollouts: list, e2e: list | None, scaling: list) -> str:
     command = " ".join(["python benchmarks/throughput.py", *sys.argv[1:]])
     lines = [
         "# Throughput",
@@ -353,17 +360,30 @@ def report(args: argparse.Namespace, peak: float, training: list, rollouts: list
     else:
         lines += [
             "Early stopping ends each stage where its validation loss stalls, which depends on the split and",
-            "the shuffles, so the plain script on its own trains for other epochs than `bco run`. The last row",
-            "gives it `bco run`'s epochs per stage (`--epochs_from`): the same optimiser steps, the framework's cost alone.",
+            "the shuffles, so the plain script on its own trains for other epochs than `bco run`. The last",
+            "columns give it `bco run`'s epochs per stage (`--epochs_from`): the same optimiser steps, the",
+            "framework's cost alone. Times are the best of the repeats; every program scored 1.000 unless noted.",
             "",
-            "| program | wall s (best of repeats) | `bco run` / this | optimiser steps | normalised score | env steps |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| seed | `bco run` s | its optimiser steps | `plain_bco.py` s | its steps | `bco run` / plain | plain with bco's epochs, s | `bco run` / that |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        names = {"bco": "`bco run`", "plain": "`plain_bco.py`", "plain_same_steps": "`plain_bco.py --epochs_from` (bco's epochs)"}
-        for key, label in names.items():
-            r = e2e[key]
-            ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
-            lines.append(f"| {label} | {r['seconds']:.1f} | {ratio} | {r['optimizer_steps']:,} | {r['score']:.3f} | {r['env_steps']:,} |")
+        for r in e2e:
+            bco, plain, same = r["bco"], r["plain"], r["plain_same_steps"]
+            low_scores = [f"{name} {r[name]['score']:.3f}" for name in ("bco", "plain", "plain_same_steps") if r[name]["score"] < 1.0]
+            note = f" (scores: {', '.join(low_scores)})" if low_scores else ""
+            lines.append(
+                f"| {r['seed']}{note} | {bco['seconds']:.1f} | {bco['optimizer_steps']:,} | {plain['seconds']:.1f} | {plain['optimizer_steps']:,} | "
+                f"{plain['ratio']:.2f} | {same['seconds']:.1f} | {same['ratio']:.2f} |"
+            )
+        if len(e2e) > 1:
+            mean = {key: float(np.mean([r[name][field] for r in e2e])) for key, name, field in (
+                ("bco", "bco", "seconds"), ("bco_steps", "bco", "optimizer_steps"), ("plain", "plain", "seconds"),
+                ("plain_steps", "plain", "optimizer_steps"), ("same", "plain_same_steps", "seconds"),
+            )}
+            lines.append(
+                f"| mean | {mean['bco']:.1f} | {mean['bco_steps']:,.0f} | {mean['plain']:.1f} | {mean['plain_steps']:,.0f} | "
+                f"{mean['bco'] / mean['plain']:.2f} | {mean['same']:.1f} | {mean['bco'] / mean['same']:.2f} |"
+            )
     lines += [
         "",
         f"## 4. Scaling: one IDM epoch (+ validation) on synthetic 17-dim transitions, batch {args.batch_size}, fresh process each",
@@ -386,6 +406,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the training section runs")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="which sections to run")
+    parser.add_argument("--e2e-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the end-to-end runs (the default job's acceptance seeds)")
     parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_child:
@@ -397,7 +418,7 @@ def main() -> None:
     wanted = set(args.sections)
     training = training_table(args.short, peak, args.device) if "training" in wanted else []
     rollouts = rollout_table(args.short) if "rollouts" in wanted else []
-    e2e = None if args.short or "end-to-end" not in wanted else end_to_end(repeats=2)
+    e2e = None if args.short or "end-to-end" not in wanted else end_to_end(args.e2e_seeds, repeats=2)
     sizes = [10_000, 100_000] if args.short else [10_000, 100_000, 1_000_000, 10_000_000]
     scaling = scaling_table(sizes, args.batch_size) if "scaling" in wanted else []
     text = report(args, peak, training, rollouts, e2e, scaling)

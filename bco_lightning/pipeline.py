@@ -40,6 +40,20 @@ UNIT_SEED_STRIDE = 7_919
 RUN_DIR_VARIABLE = "BCO_RUN_DIR"
 
 
+def replaces_kept_policy(selection_mean: float, kept_mean: float | None) -> bool:
+    """The selection rule: an iteration's policy replaces the kept one if it returns at least as
+    much on the selection episodes (ties go to the later iteration, which has seen more interaction)."""
+    return kept_mean is None or selection_mean >= kept_mean
+
+
+def reaches_stop_score(selection_mean: float, random_return: float | None, demonstrator_return: float | None, stop_score: float | None) -> bool:
+    """Whether a kept policy's selection mean is good enough to end the iterations (`--stop_score`)."""
+    if stop_score is None:
+        return False
+    score = normalized_score(selection_mean, random_return, demonstrator_return)
+    return score is not None and score >= stop_score
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What `bco run` adds to the data, the two models and the Trainer.
@@ -462,10 +476,9 @@ class BCORun:
     def _reached_stop_score(self) -> bool:
         """Whether the kept policy scores at least `stop_score` on the selection episodes."""
         s, progress = self.settings, self.progress
-        if s.stop_score is None or progress.selection_return is None:
+        if progress.selection_return is None:
             return False
-        score = normalized_score(progress.selection_return, progress.random_return, self.data.expert.demonstrator_return)
-        return score is not None and score >= s.stop_score
+        return reaches_stop_score(progress.selection_return, progress.random_return, self.data.expert.demonstrator_return, s.stop_score)
 
     def _label_accuracy(self, labels: np.ndarray) -> float | None:
         """How often `labels` match the expert file's true actions (None without them)."""
@@ -482,12 +495,11 @@ class BCORun:
         return actions.reshape(actions.shape[0], -1).astype(np.float32)
 
     def _consider_for_selection(self, iteration: int, selection: EvaluationResult) -> None:
-        """Keep this iteration's policy if it returns at least as much as the kept one on the
-        selection episodes (ties go to the later iteration, which has seen more interaction)."""
+        """Keep this iteration's policy if `replaces_kept_policy` says so."""
         progress = self.progress
         progress.selection_steps += int(selection.lengths.sum())
         progress.history[-1]["selection/return_mean"] = selection.mean_return
-        if progress.selection_return is not None and selection.mean_return < progress.selection_return:
+        if not replaces_kept_policy(selection.mean_return, progress.selection_return):
             return
         progress.selected_iteration = iteration
         progress.selection_return = selection.mean_return

@@ -5,7 +5,10 @@ environments where a policy sometimes fails badly (HalfCheetah flips over), ten 
 noisy measure, so the kept iteration may be a lucky one. This script loads every iteration's
 policy checkpoint of a finished run and plays it on many selection episodes (the run's selection
 seeds, continued) and on as many held-out episodes (seeds no run uses), then says which iteration
-each number of selection episodes would have kept and how that policy does on the held-out ones:
+each number of selection episodes would have kept, how that policy does on the held-out ones, and
+what `bco run --eval_episodes N` would report for the run (the kept policy on the run's own
+evaluation seeds; training does not depend on N, so this is the run's figure unless N moves the
+`--stop_score` stop):
 
     python benchmarks/reselect.py --run_dir lightning_logs/HalfCheetah-v5/version_0 --episodes 40
 
@@ -23,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from bco_lightning.callbacks import normalized_score
 from bco_lightning.data.rollouts import evaluate_policy
-from bco_lightning.pipeline import SELECTION_SEED_OFFSET
+from bco_lightning.pipeline import EVAL_SEED_OFFSET, SELECTION_SEED_OFFSET, reaches_stop_score, replaces_kept_policy
 from bco_lightning.policy import BCPolicyModule
 
 HELD_OUT_SEED_OFFSET = 50_000
@@ -38,14 +42,14 @@ def iteration_checkpoints(run_dir: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def kept_iteration(selection_means: dict[int, float], stop_return: float | None) -> int:
-    """The run's rule: the highest selection mean, ties to the later iteration, stopping once the
-    kept mean reaches `stop_return`."""
-    kept, best = -1, -np.inf
+def kept_iteration(selection_means: dict[int, float], random_return: float, demonstrator_return: float, stop_score: float | None) -> int:
+    """The iteration a run keeps (`bco_lightning.pipeline`'s rule), iterations in order, stopping
+    once the kept one reaches `stop_score`."""
+    kept, kept_mean = -1, None
     for iteration, mean in selection_means.items():
-        if mean >= best:
-            kept, best = iteration, mean
-        if stop_return is not None and best >= stop_return:
+        if replaces_kept_policy(mean, kept_mean):
+            kept, kept_mean = iteration, mean
+        if reaches_stop_score(kept_mean, random_return, demonstrator_return, stop_score):  # type: ignore[arg-type]
             break
     return kept
 
@@ -59,16 +63,28 @@ def main() -> None:
     torch.set_num_threads(1)
     summary = json.loads((args.run_dir / "summary.json").read_text())
     env_id, seed, low, high = summary["env_id"], summary["seed"], summary["random_return"], summary["demonstrator_return"]
+    env_kwargs = (yaml.safe_load((args.run_dir / "config.yaml").read_text()).get("data") or {}).get("env_kwargs")
     num_envs = min(args.episodes, 32)
     returns: dict[int, dict[str, list[float]]] = {}
-    for iteration, path in iteration_checkpoints(args.run_dir).items():
+    checkpoints = iteration_checkpoints(args.run_dir)
+    for iteration, path in checkpoints.items():
         policy = BCPolicyModule.load_from_checkpoint(path, map_location="cpu").as_policy()
-        selection = evaluate_policy(env_id, None, policy, args.episodes, seed + SELECTION_SEED_OFFSET, num_envs)
-        held_out = evaluate_policy(env_id, None, policy, args.episodes, seed + HELD_OUT_SEED_OFFSET, num_envs)
+        selection = evaluate_policy(env_id, env_kwargs, policy, args.episodes, seed + SELECTION_SEED_OFFSET, num_envs)
+        held_out = evaluate_policy(env_id, env_kwargs, policy, args.episodes, seed + HELD_OUT_SEED_OFFSET, num_envs)
         returns[iteration] = {"selection": selection.returns.tolist(), "held_out": held_out.returns.tolist()}
 
     def score(values: list[float]) -> float:
         return float(normalized_score(float(np.mean(values)), low, high))  # type: ignore[arg-type]
+
+    def report_with(count: int, kept: int) -> str:
+        """What `bco run --eval_episodes count` reports for this run: the kept policy on the run's
+        evaluation seeds, normalised by a random policy on the same episodes. Training does not
+        depend on the count, so this holds unless the count moves the `--stop_score` stop."""
+        seed_0, num_envs = seed + EVAL_SEED_OFFSET, min(count, 32)
+        policy = BCPolicyModule.load_from_checkpoint(checkpoints[kept], map_location="cpu").as_policy()
+        mean = evaluate_policy(env_id, env_kwargs, policy, count, seed_0, num_envs).mean_return
+        random_mean = evaluate_policy(env_id, env_kwargs, None, count, seed_0, num_envs).mean_return
+        return f"{count} evaluation episodes report {normalized_score(mean, random_mean, high):.3f}"
 
     first = min(summary["eval_episodes"], args.episodes)
     print(f"{env_id} seed {seed}, {args.run_dir}: the run kept iteration {summary['selected_iteration']} (score {summary['normalized_score']:.3f})\n")
@@ -76,11 +92,11 @@ def main() -> None:
     print("|---:|---:|---:|---:|")
     for iteration, r in returns.items():
         print(f"| {iteration} | {score(r['selection'][:first]):.3f} | {score(r['selection']):.3f} | {score(r['held_out']):.3f} |")
-    stop_return = None if summary.get("stop_score") is None else low + summary["stop_score"] * (high - low)
     print()
     for count in sorted({first, args.episodes}):
-        kept = kept_iteration({i: float(np.mean(r["selection"][:count])) for i, r in returns.items()}, stop_return)
-        print(f"{count} selection episodes keep iteration {kept}: held-out score {score(returns[kept]['held_out']):.3f}")
+        kept = kept_iteration({i: float(np.mean(r["selection"][:count])) for i, r in returns.items()}, low, high, summary.get("stop_score"))
+        print(f"{count} selection episodes keep iteration {kept}: held-out score {score(returns[kept]['held_out']):.3f}; "
+              f"{report_with(count, kept)}")
     best = max(returns, key=lambda i: np.mean(returns[i]["held_out"]))
     print(f"best held-out: iteration {best}, {score(returns[best]['held_out']):.3f}")
     if args.out:

@@ -178,3 +178,18 @@ def test_idm_errors_reports_a_finished_run(tmp_path: Path) -> None:
     errors = [float(cell) for cell in rows[0].strip("| ").split(" | ")[2:] if cell != "-"]
     assert errors and max(errors) < 0.1, result.stdout
     assert "expert states of" in result.stdout
+
+
+def test_reselect_keeps_the_iteration_a_run_would_keep():
+    """`benchmarks/reselect.py` replays the run's own rule (`pipeline.replaces_kept_policy` and
+    `reaches_stop_score`): the best selection mean, ties to the later iteration, and no iteration
+    after the one whose kept mean reaches `--stop_score`."""
+    spec = importlib.util.spec_from_file_location("reselect", BENCHMARKS / "reselect.py")
+    assert spec is not None and spec.loader is not None
+    reselect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reselect)
+    means = {0: 10.0, 1: 60.0, 2: 60.0, 3: 40.0, 4: 95.0}  # random 0, demonstrator 100
+    assert reselect.kept_iteration(means, 0.0, 100.0, None) == 4
+    assert reselect.kept_iteration({0: 10.0, 1: 60.0, 2: 60.0, 3: 40.0}, 0.0, 100.0, None) == 2  # a tie goes to the later one
+    assert reselect.kept_iteration(means, 0.0, 100.0, 0.6) == 1  # iteration 1 reaches 0.6: the run stops there
+    assert reselect.kept_iteration({0: 50.0, 1: 30.0, 2: 70.0}, 0.0, 100.0, 0.6) == 2  # a worse one does not stop it

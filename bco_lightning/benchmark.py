@@ -108,11 +108,15 @@ def _sweep_point(summaries: list[dict[str, Any]]) -> str:
 
 def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str, dict[int, list[dict[str, Any]]]], methods: list[str], command: str) -> str:
     """The Markdown report: one row per environment, then the demonstration-count sweep."""
+    every_cell = [s for by_method in results.values() for cell in by_method.values() for s in cell]
+    every_cell += [s for by_count in sweep.values() for cell in by_count.values() for s in cell]
+    counts = sorted({int(s["eval_episodes"]) for s in every_cell if s.get("eval_episodes") is not None})
+    episodes = " or ".join(str(n) for n in counts) if counts else "no"
     lines = [
         "# Benchmark",
         "",
         f"`{command}`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores. Normalised score = "
-        "(R - R_random) / (R_demonstrator - R_random), mean ± std over seeds; each run evaluates 10 episodes. "
+        f"(R - R_random) / (R_demonstrator - R_random), mean ± std over seeds; each run evaluates {episodes} episodes. "
         "Interactions are environment steps before (`pre`) and after (`post`, mean over seeds: BCO(alpha) stops "
         "iterating once its kept policy matches the demonstrator on the selection episodes) the demonstrations; "
         "BC on true actions uses none.",

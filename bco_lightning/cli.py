@@ -7,6 +7,7 @@ one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -285,7 +286,13 @@ def main(argv: list[str] | None = None) -> None:
 def console_main() -> NoReturn:
     """The `bco` program: `main`, then an exit without Python's module teardown (over a second once
     torch and Lightning are loaded); rank 0 first waits for the DDP ranks it launched."""
-    main()
+    try:
+        main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Whoever read stdout left early (`bco --help | head -1`): end quietly, with the status a
+        # shell gives a process that SIGPIPE ended (128 + 13), instead of a traceback.
+        os._exit(141)
     if is_rank_zero():
         wait_for_launched_ranks()
     exit_without_teardown(0)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 import yaml
 
-from conftest import assert_names_problem, run_bco, stderr_lines
+from conftest import assert_names_problem, bco_console_script, run_bco, stderr_lines
 
 CLI_BROKEN_FILES = [
     "truncated",
@@ -131,3 +134,15 @@ def test_true_action_labels_need_actions_and_no_iterations(tmp_path, cartpole_de
     assert_one_line_error(result, "--labels true_actions needs 'actions'", str(no_actions))
     result = run_bco(["run", "--labels", "true_actions"], cwd=tmp_path)
     assert_one_line_error(result, "pass --iterations 0")
+
+
+def test_a_reader_that_left_early_gets_no_traceback(tmp_path):
+    """`bco --help | head -1`: stdout's reader is gone before `bco` writes; it ends with 141 (what a
+    shell reports for SIGPIPE) and prints nothing on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([*bco_console_script(), "--help"], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120, cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")

@@ -128,9 +128,9 @@ class EnvEvaluationCallback(pl.Callback):
         """Each rank runs its share of the episodes with its own seeds; every rank gets all results."""
         if self.random_return is None:
             self.random_return = self._evaluate_shared(None, rank, world_size, self.seed, self.episodes).mean_return
-        self.result = self._evaluate_shared(pl_module.as_policy(), rank, world_size, self.seed, self.episodes)
+        policy = pl_module.as_policy()
+        self.result = self._evaluate_shared(policy, rank, world_size, self.seed, self.episodes)
         if self.selection_seed is not None:
-            policy = pl_module.as_policy()
             self.selection_result = self._evaluate_shared(policy, rank, world_size, self.selection_seed, self.selection_episodes)
         return self.result
 

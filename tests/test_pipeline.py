@@ -261,6 +261,7 @@ def test_event_files_hold_the_video_the_idm_images_and_the_hparams(cartpole_run)
     assert [event.step for event in video] == [0]  # one per trained policy: BCO(0) trains one
     gif = Image.open(io.BytesIO(video[0].encoded_image_string))
     assert gif.format == "GIF" and gif.n_frames >= 20, gif.n_frames  # up to 101: Pillow merges identical frames
+    assert gif.size == (300, 200)  # CartPole's 600x400 frames halved: at most video.MAX_WIDTH wide
     assert "_hparams_/experiment" in hparams and "_hparams_/session_start_info" in hparams
     assert scalars["hparams/normalized_score"] == pytest.approx(summary["normalized_score"])
     assert scalars["hparams/idm_label_accuracy"] == pytest.approx(summary["idm_label_accuracy"])

@@ -4,7 +4,7 @@ Same algorithm and sizes as the default `bco run`: 36000 random pre-demonstratio
 sub-envs (autoreset pairs dropped), an IDM and a policy of two 256-unit layers on standardised
 inputs, AdamW (fused) at 1e-3, batch 256, a 10% validation split, validation every epoch or every
 100 steps, early stopping after 5 validations without a 0.1% better loss (best weights kept),
-up to 10 iterations of alpha = 0.1 with the policy's sampled actions, retraining the policy only
+up to 20 iterations of alpha = 0.1 with the policy's sampled actions, retraining the policy only
 when the labels change, the iteration kept by 30 selection episodes, stopping once the kept policy
 returns at least the demonstrator's mean on them, 30 evaluation episodes. No Lightning,
 no checkpoints, no logs.
@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV_ID, NUM_ENVS, PRE_DEMO_STEPS, ALPHA, ITERATIONS, EVAL_EPISODES = "CartPole-v1", 16, 36_000, 0.1, 10, 30
+ENV_ID, NUM_ENVS, PRE_DEMO_STEPS, ALPHA, ITERATIONS, EVAL_EPISODES = "CartPole-v1", 16, 36_000, 0.1, 20, 30
 BATCH, PATIENCE, MIN_REL_DELTA, MAX_VALIDATIONS = 256, 5, 1e-3, 100
 
 

@@ -102,6 +102,11 @@ def _mean_std(summaries: list[dict[str, Any]]) -> str:
     return f"{mean:.3f} ± {std:.3f}" if _scores(summaries) else "n/a"
 
 
+def _wall_seconds(summary: dict[str, Any]) -> float:
+    """The whole run's wall time: a cell finished across sittings (`--resume`) counts every sitting."""
+    return float(summary.get("wall_seconds_all_sittings", summary["wall_seconds"]))
+
+
 def _sweep_point(summaries: list[dict[str, Any]]) -> str:
     return f"{_mean_std(summaries)} ({len(summaries)} seed{'s' if len(summaries) != 1 else ''})" if summaries else "n/a"
 
@@ -131,7 +136,7 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
         alpha_runs = by_method.get("bco_alpha") or by_method.get("bco0") or []
         # post-demonstration steps differ by seed where --stop_score ends the iterations early: their mean
         interactions = f"{alpha_runs[0]['pre_demo_steps']:,} + {np.mean([s['post_demo_steps'] for s in alpha_runs]):,.0f}" if alpha_runs else "n/a"
-        walls = ", ".join(f"{np.mean([s['wall_seconds'] for s in by_method[m]]):.0f}" if by_method.get(m) else "n/a" for m in methods)
+        walls = ", ".join(f"{np.mean([_wall_seconds(s) for s in by_method[m]]):.0f}" if by_method.get(m) else "n/a" for m in methods)
         seeds = max(len(runs) for runs in by_method.values())
         name = first["env_id"] + (" (continuous)" if env.endswith("_continuous") and "Continuous" not in first["env_id"] else "")
         lines.append(

@@ -217,6 +217,8 @@ class RunProgress:
     selected_eval_lengths: list[int] = field(default_factory=list)
     selected_policy_checkpoint: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Wall seconds of the committed units over every sitting (a unit cut off and replayed counts once).
+    committed_seconds: float = 0.0
 
     @staticmethod
     def load(path: Path) -> RunProgress:
@@ -258,6 +260,7 @@ class BCORun:
         os.environ[RUN_DIR_VARIABLE] = str(self.run_dir.resolve())
         self.state_dir = self.run_dir / "state"
         self.progress = RunProgress.load(self.state_dir / "progress.json")
+        self._unit_started = time.perf_counter()  # when the unit now running began (reset by each commit)
         self._selected_state: dict[str, torch.Tensor] | None = None
         self._video = settings.video
 
@@ -344,6 +347,10 @@ class BCORun:
         atomic_write(self.state_dir / f"{name}.pt", lambda handle: torch.save(module.state_dict(), handle))
 
     def _commit(self, unit: str) -> None:
+        now = time.perf_counter()
+        self.progress.history[-1]["wall_seconds"] = now - self._unit_started  # every unit adds one history entry
+        self.progress.committed_seconds += now - self._unit_started
+        self._unit_started = now
         self.progress.completed.append(unit)
         if not is_rank_zero():
             return
@@ -398,7 +405,7 @@ class BCORun:
             self.run_logger.finalize(status)  # closes its writer; on success writes the run's hparams.yaml
 
     def _run(self, eval_logger: TensorBoardLogger) -> dict[str, Any]:
-        start = time.perf_counter()
+        start = self._unit_started = time.perf_counter()
         s, data, progress = self.settings, self.data, self.progress
         expert = data.expert  # refuse a bad file before any work
         behavioural_cloning = s.labels == "true_actions"
@@ -601,6 +608,8 @@ class BCORun:
             "log_dir": str(self.run_dir.resolve()),
             "history": progress.history,
             "wall_seconds": wall_seconds,
+            # a resumed run's earlier sittings included: what the whole run cost
+            "wall_seconds_all_sittings": progress.committed_seconds + time.perf_counter() - self._unit_started,
         }
         if is_rank_zero():
             self._log_hparams(summary)

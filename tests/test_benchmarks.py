@@ -144,6 +144,20 @@ def test_report_names_the_environments_where_bco_alpha_misses_the_target() -> No
     assert "target" not in report({"cartpole": results["cartpole"]}, {}, ["bc"], "bco benchmark")
 
 
+def test_report_counts_every_sitting_of_a_resumed_cell() -> None:
+    """A cell finished with --resume reports the whole run's wall time, not its last sitting's."""
+    from bco_lightning.benchmark import report
+
+    base = {
+        "env_id": "Hopper-v5", "normalized_score": 1.0, "demonstrator_return": 1.0, "random_return": 0.0,
+        "expert_episodes": 25, "pre_demo_steps": 1000, "post_demo_steps": 0,
+    }
+    resumed = {**base, "wall_seconds": 100.0, "wall_seconds_all_sittings": 900.0}
+    older = {**base, "wall_seconds": 300.0}  # a summary written before the field existed
+    text = report({"hopper": {"bco_alpha": [resumed, older]}}, {}, ["bco_alpha"], "bco benchmark")
+    assert text.splitlines()[6].endswith("| 2 | 600 |")  # mean of 900 and 300
+
+
 def test_idm_errors_finds_clipped_dimensions_but_not_flags_or_free_ones() -> None:
     spec = importlib.util.spec_from_file_location("idm_errors", BENCHMARKS / "idm_errors.py")
     assert spec is not None and spec.loader is not None

@@ -14,8 +14,8 @@ import yaml
 
 from conftest import CLI_ENV, bco_console_script, run_bco, stderr_lines
 
-# Keys that name places or time, not results.
-VOLATILE = {"wall_seconds", "log_dir", "idm_checkpoint", "policy_checkpoint"}
+# Keys that name places or time, not results (history entries carry their unit's wall_seconds too).
+VOLATILE = {"wall_seconds", "wall_seconds_all_sittings", "log_dir", "idm_checkpoint", "policy_checkpoint"}
 
 
 def small_run_args(expert: Path, summary: Path) -> list[str]:
@@ -29,6 +29,7 @@ def small_run_args(expert: Path, summary: Path) -> list[str]:
 
 def stable(summary_path: Path) -> dict:
     summary = json.loads(summary_path.read_text())
+    summary["history"] = [{k: v for k, v in entry.items() if k != "wall_seconds"} for entry in summary["history"]]
     return {k: v for k, v in summary.items() if k not in VOLATILE}
 
 
@@ -39,6 +40,11 @@ def test_same_seed_gives_identical_summaries(tmp_path: Path, cartpole_file: Path
         assert result.returncode == 0, result.stderr
     assert stable(first) == stable(second)
     assert len(stable(first)["history"]) == 8  # 4 iterations x (IDM, policy)
+    # one sitting: the whole run's time is this process's, and each unit's share is in its history entry
+    summary = json.loads(first.read_text())
+    assert summary["wall_seconds_all_sittings"] == pytest.approx(summary["wall_seconds"], abs=0.5)
+    unit_seconds = [entry["wall_seconds"] for entry in summary["history"]]
+    assert all(seconds > 0 for seconds in unit_seconds) and sum(unit_seconds) <= summary["wall_seconds_all_sittings"]
     # the saved config keeps a null that overrides a default, so that --resume runs the same settings
     saved = yaml.safe_load((Path(json.loads(first.read_text())["log_dir"]) / "config.yaml").read_text())
     assert saved["stop_score"] is None
@@ -90,8 +96,13 @@ def test_sigkill_five_times_then_resume_gives_the_uninterrupted_summary(tmp_path
         kills += 1
         args = ["run", "--resume", str(run_dir)]
     else:
+        saved = run_dir / "state" / "progress.json"
+        earlier_seconds = json.loads(saved.read_text())["committed_seconds"] if saved.exists() else 0.0
         result = run_bco(args, cwd=workdir)
         assert result.returncode == 0, result.stderr
+        # the last sitting's summary counts the units the killed sittings committed, too
+        resumed = json.loads(summary.read_text())
+        assert resumed["wall_seconds_all_sittings"] == pytest.approx(earlier_seconds + resumed["wall_seconds"], abs=0.5)
     assert kills == 5, "the run finished before it could be killed five times"
     progress = json.loads((run_dir / "state" / "progress.json").read_text())
     assert progress["completed"][-1] == "policy-3"

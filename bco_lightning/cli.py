@@ -83,21 +83,45 @@ def run_parser() -> ArgumentParser:
     return parser
 
 
-def _resumed_config(parser: ArgumentParser, cfg: Namespace) -> Namespace:
-    """The interrupted run's own saved config; only --overwrite and --torch_threads come from now."""
+# What `--resume` may change: how far the run goes, and what is shown or written where. Every other
+# setting made the committed units what they are, so a resumed run keeps the saved one.
+RESUME_MAY_CHANGE = ("iterations", "stop_score", "summary_path", "overwrite", "quiet", "progress", "video", "torch_threads")
+
+
+def _resumed_config(parser: ArgumentParser, cfg: Namespace, given: Namespace) -> Namespace:
+    """The run's own saved config, with the `RESUME_MAY_CHANGE` flags given now (`given`: only the
+    values the command line set); any other flag that differs from the saved value is refused."""
     config = Path(cfg.resume) / "config.yaml"
     if not config.is_file():
         raise ConfigError(f"{cfg.resume}: not a run folder to resume (no config.yaml); expected lightning_logs/<env_id>/version_N")
     saved = parser.parse_args(["--config", str(config)])
-    saved.resume, saved.overwrite, saved.torch_threads = cfg.resume, cfg.overwrite, cfg.torch_threads
+    for key, value in given.items():
+        if key in ("config", "resume", *RESUME_MAY_CHANGE) or value == saved.get(key):
+            continue
+        raise ConfigError(
+            f"--resume {cfg.resume}: --{key} {value} differs from the run's saved {saved.get(key)}; a resumed run keeps its "
+            f"settings except {', '.join('--' + k for k in RESUME_MAY_CHANGE)}"
+        )
+    for key in RESUME_MAY_CHANGE:
+        if key in given:
+            saved[key] = given[key]
+    saved.resume = cfg.resume
     return saved
+
+
+def _save_config(parser: ArgumentParser, cfg: Namespace, run_dir: Path) -> None:
+    """The run's settings as `config.yaml` in its folder: what `--resume` runs with."""
+    saved = cfg.clone()
+    saved.resume, saved.overwrite = None, False
+    text = parser.dump(saved, skip_unset=False)  # a null that overrides a default (--stop_score null) must survive --resume
+    atomic_write(run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
 
 
 def run_command(argv: list[str]) -> dict[str, Any]:
     parser = run_parser()
     cfg = parser.parse_args(argv)
     if cfg.resume is not None:
-        cfg = _resumed_config(parser, cfg)
+        cfg = _resumed_config(parser, cfg, parser.parse_args(argv, defaults=False))
     if cfg.torch_threads < 1:
         raise ConfigError(f"--torch_threads must be >= 1, got {cfg.torch_threads}")
     if cfg.summary_path and Path(cfg.summary_path).exists() and not cfg.overwrite:
@@ -110,11 +134,8 @@ def run_command(argv: list[str]) -> dict[str, Any]:
     trainer_kwargs = init.trainer.as_dict() if isinstance(init.trainer, Namespace) else dict(init.trainer)
     init.data.expert  # refuse a bad expert file before a run folder is made
     run = BCORun(init.data, init.idm, init.policy, settings, trainer_kwargs, run_dir=cfg.resume)
-    if cfg.resume is None and is_rank_zero():
-        saved = cfg.clone()
-        saved.resume, saved.overwrite = None, False
-        text = parser.dump(saved, skip_unset=False)  # a null that overrides a default (--stop_score null) must survive --resume
-        atomic_write(run.run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
+    if is_rank_zero():
+        _save_config(parser, cfg, run.run_dir)  # on --resume, with the new --iterations or --stop_score
     summary = run.run()
     score = summary["normalized_score"]
     if is_rank_zero() and not settings.quiet:

@@ -260,6 +260,11 @@ class BCORun:
         os.environ[RUN_DIR_VARIABLE] = str(self.run_dir.resolve())
         self.state_dir = self.run_dir / "state"
         self.progress = RunProgress.load(self.state_dir / "progress.json")
+        if settings.iterations < self._last_started_iteration():
+            raise ConfigError(
+                f"--iterations {settings.iterations}: the run in {self.run_dir} has already trained iteration "
+                f"{self._last_started_iteration()}; give at least that many to resume it"
+            )
         self._unit_started = time.perf_counter()  # when the unit now running began (reset by each commit)
         self._selected_state: dict[str, torch.Tensor] | None = None
         self._video = settings.video
@@ -369,6 +374,10 @@ class BCORun:
             if any(unit.startswith(f"{name}-") for unit in self.progress.completed):
                 module.load_state_dict(torch.load(self.state_dir / f"{name}.pt", map_location=module.device, weights_only=True))
 
+    def _last_started_iteration(self) -> int:
+        """The highest iteration with a committed unit (-1 before any)."""
+        return max((int(unit.rsplit("-", 1)[1]) for unit in self.progress.completed), default=-1)
+
     def _unit(self, name: str, index: int) -> bool:
         """True when `name` still has to run; seeds every RNG for it so that a replay matches."""
         if name in self.progress.completed:
@@ -473,8 +482,10 @@ class BCORun:
                 if is_rank_zero():
                     atomic_write(self.state_dir / "expert_labels.npy", lambda handle: np.save(handle, labels))
                 self._commit(f"policy-{iteration}")
-            if self._reached_stop_score():
-                break  # decided from the committed progress alone: a resumed run stops at the same iteration
+            # Decided from the committed progress alone, so a resumed run stops where it would have; an
+            # iteration that the run already went on from is passed (the kept policy now may be a later one's).
+            if iteration >= self._last_started_iteration() and self._reached_stop_score():
+                break
         if s.select_best and progress.selected_iteration is not None:
             self.policy.load_state_dict(self._selected_state or self._load_state("selected_policy"))
         if behavioural_cloning:

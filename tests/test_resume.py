@@ -65,6 +65,42 @@ def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
     assert len(stderr_lines(result)) == 1 and "config.yaml" in result.stderr
 
 
+def test_resume_with_more_iterations_extends_a_finished_run(tmp_path: Path, cartpole_file: Path) -> None:
+    """A finished 1-iteration run resumed with --iterations 3 ends as a 3-iteration run from scratch;
+    its config.yaml then says 3, and resuming it once more with a stop score it passed changes nothing."""
+    fresh, short, extended, again = (tmp_path / f"{name}.json" for name in ("fresh", "short", "extended", "again"))
+    assert run_bco(small_run_args(cartpole_file, fresh), cwd=tmp_path).returncode == 0
+    args = small_run_args(cartpole_file, short)
+    args[args.index("--iterations") + 1] = "1"
+    result = run_bco(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = json.loads(short.read_text())["log_dir"]
+    result = run_bco(["run", "--resume", run_dir, "--iterations", "3", "--summary_path", str(extended)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stable(extended) == stable(fresh)
+    assert yaml.safe_load((Path(run_dir) / "config.yaml").read_text())["iterations"] == 3
+    # every iteration reaches a stop score of -1000; the run has gone on past them all, so it stays as it is
+    result = run_bco(["run", "--resume", run_dir, "--stop_score", "-1000", "--summary_path", str(again)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert {**stable(again), "stop_score": None} == stable(fresh)
+
+
+def test_resume_refuses_changed_settings_and_fewer_iterations(tmp_path: Path, cartpole_file: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / "state").mkdir(parents=True)
+    printed = run_bco(["run", "--data.expert_path", str(cartpole_file), "--iterations", "3", "--print_config"], cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    (run_dir / "config.yaml").write_text(printed.stdout)
+    result = run_bco(["run", "--resume", str(run_dir), "--data.num_envs", "8"], cwd=tmp_path)
+    assert result.returncode == 2 and len(stderr_lines(result)) == 1, result.stderr
+    assert "--data.num_envs 8 differs from the run's saved 16" in result.stderr and "--iterations" in result.stderr
+    (run_dir / "state" / "progress.json").write_text(json.dumps({"completed": ["idm-0", "policy-0", "idm-1"]}))
+    result = run_bco(["run", "--resume", str(run_dir), "--iterations", "0"], cwd=tmp_path)
+    assert result.returncode == 2 and len(stderr_lines(result)) == 1, result.stderr
+    assert "already trained iteration 1" in result.stderr
+    assert not list(run_dir.rglob("*.json"))[1:] and (run_dir / "config.yaml").read_text() == printed.stdout
+
+
 @pytest.mark.slow
 def test_sigkill_five_times_then_resume_gives_the_uninterrupted_summary(tmp_path: Path, cartpole_file: Path) -> None:
     reference = tmp_path / "reference.json"

@@ -41,7 +41,7 @@ METHODS = {
 }
 # Environments with a shipped demonstrator, by config name (configs/NAME.yaml).
 ENVIRONMENTS = [
-    "cartpole", "mountaincar", "lunarlander", "lunarlander_continuous", "pendulum", "mountaincar_continuous",
+    "cartpole", "mountaincar", "acrobot", "lunarlander", "lunarlander_continuous", "pendulum", "mountaincar_continuous",
     "inverted_pendulum", "reacher", "halfcheetah", "hopper", "walker2d", "ant",
 ]
 SWEEP_EPISODES = (1, 5, 10, 25)

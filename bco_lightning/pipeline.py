@@ -76,6 +76,12 @@ class RunSettings:
             selection episodes reaches this (1.0: the demonstrator's mean return), since more
             interaction is then spent on a policy that already matches the demonstrations; None
             always runs every iteration. Needs `select_best` and the file's `episode_returns`.
+        iteration_patience: end the iterations once this many in a row have not replaced the kept
+            policy; None (the default) has no such limit. Where every policy scores about the same
+            just under the demonstrator (Reacher, Pendulum), `stop_score` never fires and all the
+            iterations run; 5 would end those runs at about iteration 6, but it would also end Hopper
+            seed 2 at iteration 11 (0.953) before the policy of iteration 17 (0.973)
+            (`benchmarks/patience.py` replays finished runs). Needs `select_best`.
         eval_episodes: evaluation episodes after each policy. 30, because MuJoCo returns swing from
             episode to episode (a Walker2d gait that sometimes falls, a HalfCheetah that sometimes
             flips): ten episodes put one Walker2d policy at 0.749 that 30 others put at 0.889.
@@ -111,6 +117,7 @@ class RunSettings:
     noise_per_idm_error: float = 2.0
     iterations: int = 20
     stop_score: float | None = 1.0
+    iteration_patience: int | None = None
     eval_episodes: int = 30
     selection_episodes: int | None = None
     patience: int = 5
@@ -148,6 +155,8 @@ class RunSettings:
             raise ConfigError(f"--selection_episodes must be >= 1 or null, got {self.selection_episodes}")
         if self.labels == "true_actions" and self.iterations > 0:
             raise ConfigError("--labels true_actions clones the file's actions once: pass --iterations 0")
+        if self.iteration_patience is not None and (self.iteration_patience < 1 or not self.select_best):
+            raise ConfigError(f"--iteration_patience must be >= 1 (or null) and needs --select_best true, got {self.iteration_patience}")
         if self.patience < 1 or self.idm_max_epochs < 1 or self.policy_max_epochs < 1:
             raise ConfigError("--patience, --idm_max_epochs and --policy_max_epochs must be >= 1")
 
@@ -435,6 +444,7 @@ class BCORun:
             selection_episodes=s.selection_episodes,
         )
         last_iteration = 0
+        stop_reason = "iterations"  # all of them ran
         for iteration in range(s.iterations + 1):
             last_iteration = iteration
             if not behavioural_cloning and self._unit(f"idm-{iteration}", 2 * iteration):
@@ -484,15 +494,20 @@ class BCORun:
                 self._commit(f"policy-{iteration}")
             # Decided from the committed progress alone, so a resumed run stops where it would have; an
             # iteration that the run already went on from is passed (the kept policy now may be a later one's).
-            if iteration >= self._last_started_iteration() and self._reached_stop_score():
-                break
+            if iteration >= self._last_started_iteration():
+                if self._reached_stop_score():
+                    stop_reason = "stop_score"
+                    break
+                if s.iteration_patience is not None and iteration - (progress.selected_iteration or 0) >= s.iteration_patience:
+                    stop_reason = "iteration_patience"
+                    break
         if s.select_best and progress.selected_iteration is not None:
             self.policy.load_state_dict(self._selected_state or self._load_state("selected_policy"))
         if behavioural_cloning:
-            return self._summarize(time.perf_counter() - start, None, last_iteration)
+            return self._summarize(time.perf_counter() - start, None, last_iteration, stop_reason)
         labels = self.idm.label(expert.observations, data.expert_pairs)  # the final IDM's
         self._log_idm_images(last_iteration, labels)
-        return self._summarize(time.perf_counter() - start, labels, last_iteration)
+        return self._summarize(time.perf_counter() - start, labels, last_iteration, stop_reason)
 
     def _reached_stop_score(self) -> bool:
         """Whether the kept policy scores at least `stop_score` on the selection episodes."""
@@ -585,7 +600,7 @@ class BCORun:
         metrics = {f"hparams/{name}": float(summary[name]) for name in names if summary[name] is not None}
         self.run_logger.log_hyperparams(params, metrics)
 
-    def _summarize(self, wall_seconds: float, labels: np.ndarray | None, last_iteration: int) -> dict[str, Any]:
+    def _summarize(self, wall_seconds: float, labels: np.ndarray | None, last_iteration: int, stop_reason: str) -> dict[str, Any]:
         s, data, progress, expert = self.settings, self.data, self.progress, self.data.expert
         selected = s.select_best and progress.selected_iteration is not None
         returns = np.asarray(progress.selected_eval_returns if selected else progress.eval_returns)
@@ -610,6 +625,8 @@ class BCORun:
             "iterations": s.iterations,
             "iterations_run": last_iteration,
             "stop_score": s.stop_score,
+            "iteration_patience": s.iteration_patience,
+            "stop_reason": stop_reason,
             "seed": s.seed,
             "world_size": progress.world_size,
             "idm_checkpoint": progress.idm_checkpoint or None,

@@ -209,3 +209,30 @@ def test_reselect_keeps_the_iteration_a_run_would_keep():
     assert reselect.kept_iteration({0: 10.0, 1: 60.0, 2: 60.0, 3: 40.0}, 0.0, 100.0, None) == 2  # a tie goes to the later one
     assert reselect.kept_iteration(means, 0.0, 100.0, 0.6) == 1  # iteration 1 reaches 0.6: the run stops there
     assert reselect.kept_iteration({0: 50.0, 1: 30.0, 2: 70.0}, 0.0, 100.0, 0.6) == 2  # a worse one does not stop it
+
+
+def test_patience_replay_matches_a_run_with_that_patience(tmp_path: Path, cartpole_file: Path) -> None:
+    """benchmarks/patience.py, replaying a full run, predicts what `--iteration_patience 1` does."""
+    spec = importlib.util.spec_from_file_location("patience", BENCHMARKS / "patience.py")
+    assert spec is not None and spec.loader is not None
+    patience = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(patience)
+
+    def run(summary: Path, *extra: str) -> dict:
+        args = [
+            "run", "--data.expert_path", str(cartpole_file), "--data.pre_demo_steps", "3000", "--iterations", "4",
+            "--stop_score", "null", "--eval_episodes", "4", "--idm_max_epochs", "4", "--policy_max_epochs", "4",
+            "--seed_everything", "3", "--quiet", "true", "--video", "false", "--summary_path", str(summary), *extra,
+        ]
+        result = run_bco(args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(summary.read_text())
+
+    full = run(tmp_path / "full.json")
+    assert full["stop_reason"] == "iterations" and full["iterations_run"] == 4
+    cut = run(tmp_path / "cut.json", "--iteration_patience", "1")
+    predicted = patience.replay(full, 1)
+    assert (cut["iterations_run"], cut["selected_iteration"], cut["env_steps"]) == (predicted["stop"], predicted["kept"], predicted["env_steps"])
+    assert cut["normalized_score"] == pytest.approx(predicted["score"])
+    assert cut["iterations_run"] < 4 and cut["stop_reason"] == "iteration_patience"
+    assert patience.replay(full, None)["score"] == pytest.approx(full["normalized_score"])

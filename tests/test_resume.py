@@ -82,7 +82,8 @@ def test_resume_with_more_iterations_extends_a_finished_run(tmp_path: Path, cart
     # every iteration reaches a stop score of -1000; the run has gone on past them all, so it stays as it is
     result = run_bco(["run", "--resume", run_dir, "--stop_score", "-1000", "--summary_path", str(again)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert {**stable(again), "stop_score": None} == stable(fresh)
+    assert stable(again)["stop_reason"] == "stop_score" and stable(fresh)["stop_reason"] == "iterations"
+    assert {**stable(again), "stop_score": None, "stop_reason": "iterations"} == stable(fresh)
 
 
 def test_resume_refuses_changed_settings_and_fewer_iterations(tmp_path: Path, cartpole_file: Path) -> None:

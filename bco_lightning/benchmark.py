@@ -93,8 +93,9 @@ def _scores(summaries: list[dict[str, Any]]) -> list[float]:
 
 
 def _mean_and_std(summaries: list[dict[str, Any]]) -> tuple[float, float]:
+    """NaN for a cell with no runs, so that the plot leaves its bar out instead of drawing a zero."""
     scores = _scores(summaries)
-    return (float(np.mean(scores)), float(np.std(scores))) if scores else (0.0, 0.0)
+    return (float(np.mean(scores)), float(np.std(scores))) if scores else (float("nan"), float("nan"))
 
 
 def _mean_std(summaries: list[dict[str, Any]]) -> str:

@@ -46,6 +46,12 @@ def replaces_kept_policy(selection_mean: float, kept_mean: float | None) -> bool
     return kept_mean is None or selection_mean >= kept_mean
 
 
+def out_of_patience(iteration: int, kept_iteration: int, patience: int | None) -> bool:
+    """Whether `--iteration_patience` ends the iterations after `iteration`: that many in a row have
+    not replaced the policy kept from `kept_iteration`."""
+    return patience is not None and iteration - kept_iteration >= patience
+
+
 def reaches_stop_score(selection_mean: float, random_return: float | None, demonstrator_return: float | None, stop_score: float | None) -> bool:
     """Whether a kept policy's selection mean is good enough to end the iterations (`--stop_score`)."""
     if stop_score is None:
@@ -362,9 +368,9 @@ class BCORun:
 
     def _commit(self, unit: str) -> None:
         now = time.perf_counter()
-        self.progress.history[-1]["wall_seconds"] = now - self._unit_started  # every unit adds one history entry
-        self.progress.committed_seconds += now - self._unit_started
-        self._unit_started = now
+        seconds, self._unit_started = now - self._unit_started, now
+        self.progress.history[-1]["wall_seconds"] = seconds  # every unit adds one history entry
+        self.progress.committed_seconds += seconds
         self.progress.completed.append(unit)
         if not is_rank_zero():
             return
@@ -498,7 +504,7 @@ class BCORun:
                 if self._reached_stop_score():
                     stop_reason = "stop_score"
                     break
-                if s.iteration_patience is not None and iteration - (progress.selected_iteration or 0) >= s.iteration_patience:
+                if out_of_patience(iteration, progress.selected_iteration or 0, s.iteration_patience):
                     stop_reason = "iteration_patience"
                     break
         if s.select_best and progress.selected_iteration is not None:

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bco_lightning.pipeline import replaces_kept_policy
+from bco_lightning.pipeline import out_of_patience, replaces_kept_policy
 
 
 def replay(summary: dict[str, Any], patience: int | None) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def replay(summary: dict[str, Any], patience: int | None) -> dict[str, Any]:
             kept = entry
         if kept is None:
             continue
-        if patience is not None and entry["iteration"] - kept["iteration"] >= patience:
+        if out_of_patience(entry["iteration"], kept["iteration"], patience):
             break
     assert kept is not None, "no policy with a selection return in this summary's history"
     return {"stop": entry["iteration"], "kept": kept["iteration"], "score": kept["eval/normalized_score"], "env_steps": entry["env_steps"]}

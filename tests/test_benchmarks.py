@@ -18,6 +18,18 @@ from conftest import CLI_ENV, run_bco
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def small_cartpole_run(expert_file: Path, summary: Path, *extra: str) -> dict:
+    """A `bco run` of a few seconds (3000 interactions, 4 epochs a stage, 4 evaluation episodes); its summary."""
+    args = [
+        "run", "--data.expert_path", str(expert_file), "--data.pre_demo_steps", "3000", "--eval_episodes", "4",
+        "--idm_max_epochs", "4", "--policy_max_epochs", "4", "--quiet", "true", "--video", "false",
+        "--summary_path", str(summary), *extra,
+    ]
+    result = run_bco(args, cwd=summary.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(summary.read_text())
+
+
 def test_throughput_short_mode_writes_every_table(tmp_path: Path) -> None:
     output = tmp_path / "throughput.md"
     result = subprocess.run(
@@ -219,14 +231,7 @@ def test_patience_replay_matches_a_run_with_that_patience(tmp_path: Path, cartpo
     spec.loader.exec_module(patience)
 
     def run(summary: Path, *extra: str) -> dict:
-        args = [
-            "run", "--data.expert_path", str(cartpole_file), "--data.pre_demo_steps", "3000", "--iterations", "4",
-            "--stop_score", "null", "--eval_episodes", "4", "--idm_max_epochs", "4", "--policy_max_epochs", "4",
-            "--seed_everything", "3", "--quiet", "true", "--video", "false", "--summary_path", str(summary), *extra,
-        ]
-        result = run_bco(args, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr[-2000:]
-        return json.loads(summary.read_text())
+        return small_cartpole_run(cartpole_file, summary, "--iterations", "4", "--stop_score", "null", "--seed_everything", "3", *extra)
 
     full = run(tmp_path / "full.json")
     assert full["stop_reason"] == "iterations" and full["iterations_run"] == 4
@@ -236,3 +241,29 @@ def test_patience_replay_matches_a_run_with_that_patience(tmp_path: Path, cartpo
     assert cut["normalized_score"] == pytest.approx(predicted["score"])
     assert cut["iterations_run"] < 4 and cut["stop_reason"] == "iteration_patience"
     assert patience.replay(full, None)["score"] == pytest.approx(full["normalized_score"])
+
+
+def test_bco0_is_the_first_policy_of_the_bco_alpha_run(tmp_path: Path, cartpole_file: Path) -> None:
+    """`bco benchmark` reads BCO(0) off the BCO(alpha) run of the same seed instead of training it
+    again; that is only right while the first policy of a run that iterates is exactly a BCO(0) run."""
+    from bco_lightning.benchmark import benchmark, first_policy
+
+    alpha_path = tmp_path / "cells" / "cartpole" / "bco_alpha" / "seed5.json"
+    alpha_path.parent.mkdir(parents=True)
+    alpha = small_cartpole_run(cartpole_file, alpha_path, "--iterations", "1", "--stop_score", "null", "--seed_everything", "5")
+    bco0 = small_cartpole_run(cartpole_file, tmp_path / "bco0.json", "--alpha", "0", "--iterations", "0", "--seed_everything", "5")
+    assert alpha["iterations_run"] == 1 and alpha["post_demo_steps"] > 0  # it did go on past its first policy
+    read_off = first_policy(alpha)
+    for key in ("normalized_score", "eval_return_mean", "eval_return_std", "env_steps", "post_demo_steps", "pre_demo_steps", "eval_episodes"):
+        assert read_off[key] == bco0[key], key
+    assert 0 < read_off["wall_seconds"] < alpha["wall_seconds"]
+
+    # nothing else on disk: the report's BCO(0) column is that first policy, and says so
+    text = benchmark(
+        ["cartpole"], ["bco0", "bco_alpha"], [5], [], [], [], tmp_path / "cells", tmp_path / "results.md", tmp_path / "results.png",
+        "bco benchmark", run_missing=False,
+    )
+    row = next(line for line in text.splitlines() if line.startswith("| CartPole-v1 |")).split(" | ")
+    assert row[4] == f"{bco0['normalized_score']:.3f} ± 0.000" and row[5] == f"{alpha['normalized_score']:.3f} ± 0.000", row
+    assert "1 of the BCO(0) cells are the first policy of the BCO(alpha) run" in text
+    assert not (tmp_path / "cells" / "cartpole" / "bco0").exists()  # read off, not run

@@ -98,6 +98,11 @@ class RunSettings:
         min_steps_per_validation: a stage validates every epoch, or every this many gradient steps
             if an epoch is shorter (a small demonstration set has epochs of a few batches); patience
             and the epoch caps count validations.
+        finetune_steps_per_validation: in BCO(alpha) iterations, each IDM fine-tune validates at
+            least every this many optimiser steps (in whole Lightning steps of `batches_per_step`),
+            and its patience and epoch cap count those validations. None: once per epoch, as the
+            first IDM. Warm-started fine-tunes mostly stop at the patience floor, `patience` + 1
+            epochs over all interaction so far, and that floor grows with every iteration.
         min_rel_delta: the smallest drop of validation loss that counts as better, as a fraction
             of the best loss so far.
         stopping_threshold: a validation loss this low ends a stage at once.
@@ -128,6 +133,7 @@ class RunSettings:
     selection_episodes: int | None = None
     patience: int = 5
     min_steps_per_validation: int = 100
+    finetune_steps_per_validation: int | None = None
     min_rel_delta: float = 0.001
     stopping_threshold: float = 1e-6
     idm_max_epochs: int = 100
@@ -163,6 +169,8 @@ class RunSettings:
             raise ConfigError("--labels true_actions clones the file's actions once: pass --iterations 0")
         if self.iteration_patience is not None and (self.iteration_patience < 1 or not self.select_best):
             raise ConfigError(f"--iteration_patience must be >= 1 (or null) and needs --select_best true, got {self.iteration_patience}")
+        if self.finetune_steps_per_validation is not None and self.finetune_steps_per_validation < 1:
+            raise ConfigError(f"--finetune_steps_per_validation must be >= 1 or null, got {self.finetune_steps_per_validation}")
         if self.patience < 1 or self.idm_max_epochs < 1 or self.policy_max_epochs < 1:
             raise ConfigError("--patience, --idm_max_epochs and --policy_max_epochs must be >= 1")
 
@@ -293,8 +301,19 @@ class BCORun:
         steps_per_epoch = math.ceil(self.data.num_train_samples() / self.data.batch_size)
         return max(1, math.ceil(self.settings.min_steps_per_validation / steps_per_epoch))
 
-    def _trainer(self, name: str, iteration: int, max_epochs: int, extra_callbacks: list[pl.Callback]) -> pl.Trainer:
+    def _validation_schedule(self, name: str, iteration: int, max_epochs: int) -> dict[str, Any]:
+        """Trainer arguments for when a stage validates: every `_epochs_per_validation` epochs, or,
+        for an IDM fine-tune with `finetune_steps_per_validation`, every that many steps where an
+        epoch is longer. `max_epochs` counts validations either way."""
         epochs_per_validation = self._epochs_per_validation()
+        per_epoch = math.ceil(math.ceil(self.data.num_train_samples() / self.data.batch_size) / self.data.batches_per_step)
+        steps = self.settings.finetune_steps_per_validation
+        if name != "idm" or iteration == 0 or steps is None or steps >= per_epoch * self.data.batches_per_step:
+            return {"max_epochs": max_epochs * epochs_per_validation, "check_val_every_n_epoch": epochs_per_validation}
+        lightning_steps = max(1, round(steps / self.data.batches_per_step))  # each takes batches_per_step batches
+        return {"max_epochs": -1, "max_steps": max_epochs * lightning_steps * self.data.batches_per_step, "val_check_interval": lightning_steps, "check_val_every_n_epoch": None}
+
+    def _trainer(self, name: str, iteration: int, max_epochs: int, extra_callbacks: list[pl.Callback]) -> pl.Trainer:
         checkpoint = ModelCheckpoint(
             dirpath=self.run_dir / "checkpoints",
             filename=f"{name}-iter{iteration}",
@@ -306,8 +325,7 @@ class BCORun:
             enable_version_counter=False,
         )
         kwargs = {
-            "max_epochs": max_epochs * epochs_per_validation,
-            "check_val_every_n_epoch": epochs_per_validation,
+            **self._validation_schedule(name, iteration, max_epochs),
             "enable_progress_bar": self.settings.show_progress,
             "enable_model_summary": False,
             "num_sanity_val_steps": 0,

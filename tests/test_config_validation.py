@@ -39,6 +39,7 @@ def test_unsupported_spaces_are_refused(obs_space: gym.Space, action_space: gym.
         (["run", "--iterations", "-1"], "--iterations"),
         (["run", "--iteration_patience", "0"], "--iteration_patience"),
         (["run", "--iteration_patience", "3", "--select_best", "false"], "--select_best"),
+        (["run", "--finetune_steps_per_validation", "0"], "--finetune_steps_per_validation must be >= 1 or null"),
         (["run", "--data.val_fraction", "1.5"], "val_fraction"),
         (["run", "--data.env_kwargs", '{"no_such_argument": 1}'], "env_kwargs"),
         (["record", "--episodes", "0", "--output", "x.npz"], "--episodes"),

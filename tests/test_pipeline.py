@@ -345,3 +345,21 @@ def test_post_demonstration_noise_follows_the_idm_error(tmp_path):
     mean_actions = iteration0.as_policy(deterministic=True)(post_obs)
     residual = (post_actions - mean_actions) / iteration0.codec.half_range.numpy()  # unit box; clipping at +-1 narrows it
     assert 0.6 * min(expected, 1.0) < residual.std() < 1.05 * expected
+
+
+def test_idm_fine_tunes_validate_every_finetune_steps_per_validation(tmp_path, pendulum_file):
+    """`--finetune_steps_per_validation 16`: the first IDM still validates by epochs (3 validations of
+    two 71-step epochs), while the fine-tune validates every 16 steps and its cap of 3 counts those."""
+    data = BCODataModule(env_id="Pendulum-v1", expert_path=str(pendulum_file), pre_demo_steps=20_000, seed=0)
+    summary = make_run(
+        data, tmp_path / "logs", iterations=1, stop_score=None, eval_episodes=2, idm_max_epochs=3, policy_max_epochs=2,
+        finetune_steps_per_validation=16, video=False,
+    ).run()
+    idm = {h["iteration"]: h for h in summary["history"] if h["stage"] == "idm"}
+    assert idm[0]["optimizer_steps"] == 3 * 2 * 71  # 18,000 training transitions in batches of 256
+    assert idm[1]["optimizer_steps"] == 3 * 16
+    validations = {
+        iteration: [step for step, _ in scalars(Path(summary["log_dir"]) / f"iter{iteration}" / "idm")["val/loss"]] for iteration in (0, 1)
+    }
+    # logged at the Lightning step (8 batches each): every 2 of them in the fine-tune, every 18 (2 epochs) before
+    assert validations == {0: [17, 35, 53], 1: [1, 3, 5]}

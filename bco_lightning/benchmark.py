@@ -287,10 +287,10 @@ def benchmark(
         """A BCO(0) run on disk, else the first policy of the BCO(alpha) run (run first when that
         method is asked for too), else a BCO(0) run."""
         on_disk = run_cell(env, "bco0", seed, METHODS["bco0"].flags, workdir, run_missing=False)
+        if on_disk is not None:
+            return on_disk
         alpha_run = run_cell(env, "bco_alpha", seed, METHODS["bco_alpha"].flags, workdir, run_missing and "bco_alpha" in methods)
-        if on_disk is not None or alpha_run is None:
-            return on_disk or run_cell(env, "bco0", seed, METHODS["bco0"].flags, workdir, run_missing)
-        return first_policy(alpha_run)
+        return first_policy(alpha_run) if alpha_run is not None else run_cell(env, "bco0", seed, METHODS["bco0"].flags, workdir, run_missing)
 
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for env in envs:

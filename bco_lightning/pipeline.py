@@ -297,18 +297,15 @@ class BCORun:
             self.run_logger.save_dir, name=self.run_logger.name, version=self.run_logger.version, sub_dir=sub_dir, default_hp_metric=False
         )
 
-    def _epochs_per_validation(self) -> int:
-        steps_per_epoch = math.ceil(self.data.num_train_samples() / self.data.batch_size)
-        return max(1, math.ceil(self.settings.min_steps_per_validation / steps_per_epoch))
-
     def _validation_schedule(self, name: str, iteration: int, max_epochs: int) -> dict[str, Any]:
-        """Trainer arguments for when a stage validates: every `_epochs_per_validation` epochs, or,
-        for an IDM fine-tune with `finetune_steps_per_validation`, every that many steps where an
-        epoch is longer. `max_epochs` counts validations either way."""
-        epochs_per_validation = self._epochs_per_validation()
-        per_epoch = math.ceil(math.ceil(self.data.num_train_samples() / self.data.batch_size) / self.data.batches_per_step)
+        """Trainer arguments for when a stage validates: every epoch, or every
+        `min_steps_per_validation` steps in whole epochs where an epoch is shorter; an IDM fine-tune
+        with `finetune_steps_per_validation` every that many steps where an epoch is longer.
+        `max_epochs` counts validations either way."""
+        steps_per_epoch = math.ceil(self.data.num_train_samples() / self.data.batch_size)  # optimiser steps
         steps = self.settings.finetune_steps_per_validation
-        if name != "idm" or iteration == 0 or steps is None or steps >= per_epoch * self.data.batches_per_step:
+        if name != "idm" or iteration == 0 or steps is None or steps >= steps_per_epoch:
+            epochs_per_validation = max(1, math.ceil(self.settings.min_steps_per_validation / steps_per_epoch))
             return {"max_epochs": max_epochs * epochs_per_validation, "check_val_every_n_epoch": epochs_per_validation}
         lightning_steps = max(1, round(steps / self.data.batches_per_step))  # each takes batches_per_step batches
         return {"max_epochs": -1, "max_steps": max_epochs * lightning_steps * self.data.batches_per_step, "val_check_interval": lightning_steps, "check_val_every_n_epoch": None}

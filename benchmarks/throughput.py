@@ -155,7 +155,13 @@ def matmul_flops_per_second(device: str, size: int = 2048, repeats: int = 5) -> 
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def training_table(short: bool, peak: float, device: str) -> list[dict[str, Any]]:
+def training_table(short: bool, peak: float, device: str, repeats: int) -> list[dict[str, Any]]:
+    """Per row, `repeats` back-to-back pairs of plain and Lightning runs, in alternating order.
+
+    This machine's speed drifts by 10 to 20% within seconds, so one pair's ratio says little: the
+    row reports the median of the pairs' ratios (each pair ran within seconds of itself) and their
+    range, next to the median samples/s of each program.
+    """
     rows = []
     with tempfile.TemporaryDirectory() as log_dir:
         for label, obs_dim, discrete, action_dim in PROBLEMS:
@@ -167,24 +173,31 @@ def training_table(short: bool, peak: float, device: str) -> list[dict[str, Any]
                     loader = BatchLoader(table, torch.arange(len(table)), batch_size, shuffle=True, seed=0)
                     # the same batches, grouped as `bco run` serves them: several optimiser steps per Lightning step
                     grouped = BatchLoader(table, torch.arange(len(table)), batch_size, shuffle=True, seed=0, group=DEFAULT_BATCHES_PER_STEP)
-                    # warm-up, then alternate so that drifts of a noisy machine hit both alike
-                    plain_samples_per_second(make_module(stage, problem, table), loader, max(2, steps // 10), device)
+                    plain_samples_per_second(make_module(stage, problem, table), loader, max(2, steps // 10), device)  # warm-up
                     plain, lightning = [], []
-                    for _ in range(2):
-                        plain.append(plain_samples_per_second(make_module(stage, problem, table), loader, steps, device))
-                        lightning.append(lightning_samples_per_second(make_module(stage, problem, table), grouped, steps, log_dir, device))
+                    for repeat in range(repeats):
+                        def run_plain() -> None:
+                            plain.append(plain_samples_per_second(make_module(stage, problem, table), loader, steps, device))
+
+                        def run_lightning() -> None:
+                            lightning.append(lightning_samples_per_second(make_module(stage, problem, table), grouped, steps, log_dir, device))
+
+                        for run in (run_plain, run_lightning) if repeat % 2 == 0 else (run_lightning, run_plain):
+                            run()
+                    ratios = [ours / reference for ours, reference in zip(lightning, plain)]
                     flops = training_flops_per_sample(make_module(stage, problem, table))
-                    best_plain, best_lightning = max(plain), max(lightning)
+                    median_lightning = float(np.median(lightning))
                     rows.append({
                         "problem": label,
                         "stage": stage,
                         "batch": batch_size,
-                        "plain": best_plain,
-                        "lightning": best_lightning,
-                        "ratio": best_lightning / best_plain,
-                        "peak_share": best_lightning * flops / peak,
+                        "plain": float(np.median(plain)),
+                        "lightning": median_lightning,
+                        "ratio": float(np.median(ratios)),
+                        "ratio_range": (min(ratios), max(ratios)),
+                        "peak_share": median_lightning * flops / peak,
                     })
-                    print(f"train {label} {stage} batch {batch_size}: plain {best_plain:,.0f}/s lightning {best_lightning:,.0f}/s ratio {best_lightning / best_plain:.3f}", flush=True)
+                    print(f"train {label} {stage} batch {batch_size}: pair ratios {' '.join(f'{r:.2f}' for r in ratios)}", flush=True)
     return rows
 
 
@@ -336,13 +349,17 @@ def report(args: argparse.Namespace, peak: float, training: list, rollouts: list
         "",
         "## 1. Training: samples/s, Lightning `Trainer` vs a plain loop (same module, data, batch, optimiser)",
         "",
-        "| problem | stage | batch | plain | Lightning | ratio | Lightning's extra time per step | share of peak FLOP/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"Each row: {args.repeats} back-to-back pairs of runs, in alternating order; medians of each program's samples/s,",
+        "and the median and range of the pairs' ratios (Lightning / plain).",
+        "",
+        "| problem | stage | batch | plain | Lightning | ratio (median) | ratios (range) | Lightning's extra time per step | share of peak FLOP/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in training:
         extra_us = (r["batch"] / r["lightning"] - r["batch"] / r["plain"]) * 1e6
         lines.append(
             f"| {r['problem']} | {r['stage']} | {r['batch']} | {r['plain']:,.0f} | {r['lightning']:,.0f} | {r['ratio']:.2f} | "
+            f"{r['ratio_range'][0]:.2f} to {r['ratio_range'][1]:.2f} | "
             f"{extra_us:.0f} us | {r['peak_share']:.0%} |"
         )
     lines += [
@@ -407,16 +424,19 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the training section runs")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="which sections to run")
     parser.add_argument("--e2e-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the end-to-end runs (the default job's acceptance seeds)")
+    parser.add_argument("--repeats", type=int, help="pairs of training runs per row (default 5, --short 1)")
     parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_child:
         scaling_child(args.scaling_child, args.batch_size)
         return
+    if args.repeats is None:
+        args.repeats = 1 if args.short else 5
     torch.set_num_threads(1)
     pl.seed_everything(0, verbose=False)
     peak = matmul_flops_per_second(args.device)
     wanted = set(args.sections)
-    training = training_table(args.short, peak, args.device) if "training" in wanted else []
+    training = training_table(args.short, peak, args.device, args.repeats) if "training" in wanted else []
     rollouts = rollout_table(args.short) if "rollouts" in wanted else []
     e2e = None if args.short or "end-to-end" not in wanted else end_to_end(args.e2e_seeds, repeats=2)
     sizes = [10_000, 100_000] if args.short else [10_000, 100_000, 1_000_000, 10_000_000]

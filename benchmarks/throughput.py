@@ -176,14 +176,11 @@ def training_table(short: bool, peak: float, device: str, repeats: int) -> list[
                     plain_samples_per_second(make_module(stage, problem, table), loader, max(2, steps // 10), device)  # warm-up
                     plain, lightning = [], []
                     for repeat in range(repeats):
-                        def run_plain() -> None:
+                        if repeat % 2 == 0:
                             plain.append(plain_samples_per_second(make_module(stage, problem, table), loader, steps, device))
-
-                        def run_lightning() -> None:
-                            lightning.append(lightning_samples_per_second(make_module(stage, problem, table), grouped, steps, log_dir, device))
-
-                        for run in (run_plain, run_lightning) if repeat % 2 == 0 else (run_lightning, run_plain):
-                            run()
+                        lightning.append(lightning_samples_per_second(make_module(stage, problem, table), grouped, steps, log_dir, device))
+                        if repeat % 2 == 1:
+                            plain.append(plain_samples_per_second(make_module(stage, problem, table), loader, steps, device))
                     ratios = [ours / reference for ours, reference in zip(lightning, plain)]
                     extra_seconds = [batch_size / ours - batch_size / reference for ours, reference in zip(lightning, plain)]
                     flops = training_flops_per_sample(make_module(stage, problem, table))
@@ -435,6 +432,8 @@ def main() -> None:
         return
     if args.repeats is None:
         args.repeats = 1 if args.short else 5
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     torch.set_num_threads(1)
     pl.seed_everything(0, verbose=False)
     peak = matmul_flops_per_second(args.device)

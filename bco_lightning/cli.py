@@ -64,12 +64,6 @@ def run_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="bco run", description="Learn a policy from state-only demonstrations with BCO(alpha).")
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (see configs/)")
     parser.add_argument("--seed_everything", type=int, default=0, help="one seed for everything random")
-    parser.add_argument(
-        "--torch_threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads; more help only on otherwise idle cores, and collapse when other processes share them",
-    )
     parser.add_argument("--resume", type=str | None, default=None, help="continue an interrupted run in its log folder (its saved config is used)")
     parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing --summary_path")
     parser.add_class_arguments(RunSettings, nested_key=None, as_group=False, skip={"seed"})
@@ -122,14 +116,12 @@ def run_command(argv: list[str]) -> dict[str, Any]:
     cfg = parser.parse_args(argv)
     if cfg.resume is not None:
         cfg = _resumed_config(parser, cfg, parser.parse_args(argv, defaults=False))
-    if cfg.torch_threads < 1:
-        raise ConfigError(f"--torch_threads must be >= 1, got {cfg.torch_threads}")
     if cfg.summary_path and Path(cfg.summary_path).exists() and not cfg.overwrite:
         raise ConfigError(f"{cfg.summary_path} exists; pass --overwrite true to replace it, or choose another --summary_path")
-    torch.set_num_threads(cfg.torch_threads)
+    settings = RunSettings(seed=cfg.seed_everything, **{k: cfg[k] for k in RunSettings.__dataclass_fields__ if k != "seed"})
+    torch.set_num_threads(1 if settings.torch_threads == "auto" else settings.torch_threads)  # "auto" tunes only training
     pl.seed_everything(cfg.seed_everything, workers=True, verbose=False)
     init = parser.instantiate(cfg)
-    settings = RunSettings(seed=cfg.seed_everything, **{k: cfg[k] for k in RunSettings.__dataclass_fields__ if k != "seed"})
     init.data.seed = cfg.seed_everything
     trainer_kwargs = init.trainer.as_dict() if isinstance(init.trainer, Namespace) else dict(init.trainer)
     init.data.expert  # refuse a bad expert file before a run folder is made

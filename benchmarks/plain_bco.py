@@ -11,12 +11,14 @@ no checkpoints, no logs.
 
     python benchmarks/plain_bco.py --summary_path plain.json
     python benchmarks/plain_bco.py --summary_path plain.json --epochs_from bco_summary.json
+    python benchmarks/plain_bco.py --summary_path plain.json --threads 2
 
 Early stopping makes the amount of training depend on the data: with its own splits this script
 stops at other epochs than `bco run` does. `--epochs_from` takes the epochs of each stage from a
 `bco run` summary instead (and skips the policy stages that run skipped, and runs its iterations),
 so that both programs do the same number of optimiser steps and a timing compares the frameworks
-alone.
+alone. It runs on one torch thread unless `--threads` says otherwise (`bco run`'s default,
+`--torch_threads auto`, trains on as many as are fastest and runs the rest on one).
 """
 
 from __future__ import annotations
@@ -119,9 +121,10 @@ def main() -> None:
     parser.add_argument("--summary_path", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs_from", help="a `bco run` summary whose epochs per stage to train (no early stopping)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads throughout (1: as `bco run --torch_threads 1`)")
     args = parser.parse_args()
     start = time.perf_counter()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     with np.load(ROOT / "data" / "CartPole-v1.npz") as expert:
         observations, lengths, demo_return = expert["observations"], expert["episode_lengths"], float(expert["episode_returns"].mean())

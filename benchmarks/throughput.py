@@ -9,7 +9,8 @@
    thread count; achieved FLOP/s as a share of a large matrix multiply's (the practical peak).
 2. Rollouts: environment steps/s of the collector and the evaluator vs a plain single-env loop
    that calls the same policy on one observation at a time.
-3. End to end: `bco run` (the default CartPole job) vs `benchmarks/plain_bco.py`, whole processes,
+3. End to end: `bco run` (the default CartPole job; also with `--torch_threads 1`) vs
+   `benchmarks/plain_bco.py` (1 thread; also with bco's epochs, and on 2 threads), whole processes,
    for seeds 0, 1 and 2 (`--e2e-seeds`): early stopping trains each seed for its own number of steps.
 4. Scaling: time and peak memory of one IDM epoch on 1e4 ... 1e7 synthetic 17-dim transitions,
    each size in a fresh process.
@@ -254,34 +255,40 @@ def timed_process(command: list[str], cwd: Path) -> float:
 
 
 def end_to_end(seeds: list[int], repeats: int) -> list[dict[str, Any]]:
-    """`bco run --seed_everything S` against the plain script with `--seed S`, for each seed: with
-    the plain script's own early stopping, and with the epochs `bco run` trained (`--epochs_from`),
-    i.e. the same optimiser steps: the framework's cost. Each time is the best of `repeats`."""
+    """`bco run --seed_everything S` against the plain script with `--seed S`, for each seed, as
+    five whole processes: `bco run` with its default `--torch_threads auto` and with 1 thread; the
+    plain script on 1 thread with its own early stopping, with the epochs `bco run` trained
+    (`--epochs_from`, the same optimiser steps: the framework's cost), and on 2 threads throughout
+    (what using both cores gives a plain script). Each time is the best of `repeats`."""
     script = Path(sys.executable).with_name("bco")
     bco = [str(script)] if script.exists() else [sys.executable, "-m", "bco_lightning.cli"]  # not installed: from the checkout
     plain = [sys.executable, str(ROOT / "benchmarks" / "plain_bco.py")]
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for seed in seeds:
-            times: dict[str, list[float]] = {"bco": [], "plain": [], "plain_same_steps": []}
+            commands = {
+                "bco": lambda i: [*bco, "run", "--seed_everything", str(seed), "--summary_path", f"{work}/bco{seed}-{i}.json"],
+                "bco_1": lambda i: [*bco, "run", "--seed_everything", str(seed), "--torch_threads", "1", "--summary_path", f"{work}/bco_1{seed}-{i}.json"],
+                "plain": lambda i: [*plain, "--seed", str(seed), "--summary_path", f"{work}/plain{seed}-{i}.json"],
+                "plain_same_steps": lambda i: [*plain, "--seed", str(seed), "--summary_path", f"{work}/plain_same_steps{seed}-{i}.json", "--epochs_from", f"{work}/bco_1{seed}-{i}.json"],
+                "plain_2": lambda i: [*plain, "--seed", str(seed), "--threads", "2", "--summary_path", f"{work}/plain_2{seed}-{i}.json"],
+            }
+            times: dict[str, list[float]] = {name: [] for name in commands}
             for i in range(repeats):
-                bco_summary = f"{work}/bco{seed}-{i}.json"
-                times["bco"].append(timed_process([*bco, "run", "--seed_everything", str(seed), "--summary_path", bco_summary], Path(work)))
-                times["plain"].append(timed_process([*plain, "--seed", str(seed), "--summary_path", f"{work}/plain{seed}-{i}.json"], Path(work)))
-                times["plain_same_steps"].append(
-                    timed_process([*plain, "--seed", str(seed), "--summary_path", f"{work}/same{seed}-{i}.json", "--epochs_from", bco_summary], Path(work))
-                )
-            summaries = {name: json.loads(Path(f"{work}/{prefix}{seed}-0.json").read_text()) for name, prefix in (("bco", "bco"), ("plain", "plain"), ("plain_same_steps", "same"))}
+                for name, command in commands.items():
+                    times[name].append(timed_process(command(i), Path(work)))
             row: dict[str, Any] = {"seed": seed}
             for name, values in times.items():
-                summary = summaries[name]
-                steps = sum(entry.get("optimizer_steps", 0) for entry in summary["history"]) if name == "bco" else summary["optimizer_steps"]
+                summary = json.loads(Path(f"{work}/{name}{seed}-0.json").read_text())
+                steps = sum(entry.get("optimizer_steps", 0) for entry in summary["history"]) if name.startswith("bco") else summary["optimizer_steps"]
                 row[name] = {"seconds": min(values), "score": summary["normalized_score"], "env_steps": summary["env_steps"], "optimizer_steps": steps}
-            for name in ("plain", "plain_same_steps"):
-                row[name]["ratio"] = row["bco"]["seconds"] / row[name]["seconds"]
+            for name, against in (("plain", "bco_1"), ("plain_same_steps", "bco_1"), ("plain_2", "bco")):
+                row[name]["ratio"] = row[against]["seconds"] / row[name]["seconds"]
             print(
-                f"end to end, seed {seed}: bco run {row['bco']['seconds']:.1f} s, plain script {row['plain']['seconds']:.1f} s "
-                f"(ratio {row['plain']['ratio']:.2f}), same steps {row['plain_same_steps']['seconds']:.1f} s (ratio {row['plain_same_steps']['ratio']:.2f})",
+                f"end to end, seed {seed}: bco run {row['bco']['seconds']:.1f} s (1 thread {row['bco_1']['seconds']:.1f} s), "
+                f"plain script {row['plain']['seconds']:.1f} s (1-thread ratio {row['plain']['ratio']:.2f}), "
+                f"same steps {row['plain_same_steps']['seconds']:.1f} s (ratio {row['plain_same_steps']['ratio']:.2f}), "
+                f"2 threads {row['plain_2']['seconds']:.1f} s (ratio {row['plain_2']['ratio']:.2f})",
                 flush=True,
             )
             rows.append(row)
@@ -377,29 +384,33 @@ def report(args: argparse.Namespace, peak: float, training: list, rollouts: list
     else:
         lines += [
             "Early stopping ends each stage where its validation loss stalls, which depends on the split and",
-            "the shuffles, so the plain script on its own trains for other epochs than `bco run`. The last",
-            "columns give it `bco run`'s epochs per stage (`--epochs_from`): the same optimiser steps, the",
-            "framework's cost alone. Times are the best of the repeats; every program scored 1.000 unless noted.",
+            "the shuffles, so the plain script on its own trains for other epochs than `bco run`. \"Same",
+            "steps\" gives it `bco run`'s epochs per stage (`--epochs_from`): the framework's cost alone.",
+            "The 1-thread ratios compare `bco run --torch_threads 1` with the plain script on 1 thread; the",
+            "last ratio compares `bco run` as it comes (`--torch_threads auto`: training on whichever",
+            "thread count is fastest, the rest on 1) with the plain script on 2 threads throughout. Times",
+            "are the best of the repeats; every program scored 1.000 unless noted.",
             "",
-            "| seed | `bco run` s | its optimiser steps | `plain_bco.py` s | its steps | `bco run` / plain | plain with bco's epochs, s | `bco run` / that |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| seed | `bco run` s | `--torch_threads 1` s | optimiser steps | `plain_bco.py` s | its steps | 1-thread ratio | "
+            "plain, same steps, s | 1-thread ratio, same steps | `plain_bco.py --threads 2` s | `bco run` / that |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        names = ("bco", "bco_1", "plain", "plain_same_steps", "plain_2")
         for r in e2e:
-            bco, plain, same = r["bco"], r["plain"], r["plain_same_steps"]
-            low_scores = [f"{name} {r[name]['score']:.3f}" for name in ("bco", "plain", "plain_same_steps") if r[name]["score"] < 1.0]
+            low_scores = [f"{name} {r[name]['score']:.3f}" for name in names if r[name]["score"] < 1.0]
             note = f" (scores: {', '.join(low_scores)})" if low_scores else ""
             lines.append(
-                f"| {r['seed']}{note} | {bco['seconds']:.1f} | {bco['optimizer_steps']:,} | {plain['seconds']:.1f} | {plain['optimizer_steps']:,} | "
-                f"{plain['ratio']:.2f} | {same['seconds']:.1f} | {same['ratio']:.2f} |"
+                f"| {r['seed']}{note} | {r['bco']['seconds']:.1f} | {r['bco_1']['seconds']:.1f} | {r['bco_1']['optimizer_steps']:,} | "
+                f"{r['plain']['seconds']:.1f} | {r['plain']['optimizer_steps']:,} | {r['plain']['ratio']:.2f} | "
+                f"{r['plain_same_steps']['seconds']:.1f} | {r['plain_same_steps']['ratio']:.2f} | {r['plain_2']['seconds']:.1f} | {r['plain_2']['ratio']:.2f} |"
             )
         if len(e2e) > 1:
-            mean = {key: float(np.mean([r[name][field] for r in e2e])) for key, name, field in (
-                ("bco", "bco", "seconds"), ("bco_steps", "bco", "optimizer_steps"), ("plain", "plain", "seconds"),
-                ("plain_steps", "plain", "optimizer_steps"), ("same", "plain_same_steps", "seconds"),
-            )}
+            mean = {name: float(np.mean([r[name]["seconds"] for r in e2e])) for name in names}
+            steps = {name: float(np.mean([r[name]["optimizer_steps"] for r in e2e])) for name in ("bco_1", "plain")}
             lines.append(
-                f"| mean | {mean['bco']:.1f} | {mean['bco_steps']:,.0f} | {mean['plain']:.1f} | {mean['plain_steps']:,.0f} | "
-                f"{mean['bco'] / mean['plain']:.2f} | {mean['same']:.1f} | {mean['bco'] / mean['same']:.2f} |"
+                f"| mean | {mean['bco']:.1f} | {mean['bco_1']:.1f} | {steps['bco_1']:,.0f} | {mean['plain']:.1f} | {steps['plain']:,.0f} | "
+                f"{mean['bco_1'] / mean['plain']:.2f} | {mean['plain_same_steps']:.1f} | {mean['bco_1'] / mean['plain_same_steps']:.2f} | "
+                f"{mean['plain_2']:.1f} | {mean['bco'] / mean['plain_2']:.2f} |"
             )
     lines += [
         "",

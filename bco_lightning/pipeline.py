@@ -123,11 +123,11 @@ class RunSettings:
         log_root: folder under which the run's TensorBoard folder is made.
         summary_path: extra copy of the run summary (it is always written into the run folder).
         torch_threads: torch's intra-op threads. "auto" (the default) trains with whichever count
-            from 1 up to the free cores (`OMP_NUM_THREADS` caps it) runs the steps fastest, measured
-            during training and again every 10 s (`bco_lightning/threads.py`), and runs everything
-            else on one thread; a number fixes the count everywhere. Two threads train these MLPs
-            1.4 times faster on an idle 2-core machine, and fall behind one thread as soon as another
-            process takes a core.
+            from 1 up to the free cores (`OMP_NUM_THREADS` caps it) runs the optimiser steps
+            fastest, timed during training and again every 5 to 60 s (`bco_lightning/threads.py`),
+            and runs everything else on one thread; a number fixes the count everywhere. Two threads
+            train these MLPs about 1.4 times faster on an idle 2-core machine, and fall far behind
+            one thread as soon as another process takes a core.
     """
 
     seed: int = 0

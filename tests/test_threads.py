@@ -48,6 +48,12 @@ def test_the_faster_count_is_kept_after_one_probe() -> None:
     assert run_steps(chooser, {1: 1.6, 2: 1.1}, steps=5, now=1.0) == [2] * 5
 
 
+def test_more_threads_must_be_faster_by_the_margin() -> None:
+    chooser = ThreadCountChooser([1, 2], steps_per_probe=3, margin=1.1)
+    run_steps(chooser, {1: 1.6, 2: 1.5}, steps=6, now=0.0)
+    assert chooser.chosen == 1
+
+
 def test_a_count_that_collapses_costs_one_step() -> None:
     chooser = ThreadCountChooser([1, 2, 4], steps_per_probe=3)
     counts = run_steps(chooser, {1: 1.6, 2: 40.0, 4: 1.7}, steps=7, now=0.0)
@@ -56,18 +62,33 @@ def test_a_count_that_collapses_costs_one_step() -> None:
 
 
 def test_a_new_probe_starts_after_reprobe_seconds_and_when_steps_slow_down() -> None:
-    chooser = ThreadCountChooser([1, 2], steps_per_probe=3, reprobe_seconds=10.0, slow_factor=3.0)
+    chooser = ThreadCountChooser([1, 2], steps_per_probe=3, reprobe_seconds=5.0, slowdown=1.5)
     run_steps(chooser, {1: 1.6, 2: 1.1}, steps=6, now=0.0)
-    run_steps(chooser, {1: 1.6, 2: 1.1}, steps=3, now=9.0)
+    run_steps(chooser, {1: 1.6, 2: 1.1}, steps=3, now=4.0)
     assert not chooser.probing
-    run_steps(chooser, {1: 1.6, 2: 1.1}, steps=1, now=10.5)
+    run_steps(chooser, {1: 1.6, 2: 1.1}, steps=1, now=5.5)
     assert chooser.probing and chooser.count == 1
     # Another process takes a core: two threads now collapse, so the next probe keeps one.
-    run_steps(chooser, {1: 1.6, 2: 30.0}, steps=4, now=11.0)
+    run_steps(chooser, {1: 1.6, 2: 30.0}, steps=4, now=6.0)
     assert not chooser.probing and chooser.chosen == 1 and chooser.probes == 2
-    # The core is free again and one thread slows down three-fold: probe at once, not after 10 s.
-    run_steps(chooser, {1: 5.0, 2: 1.1}, steps=1, now=12.0)
+    # One slow step is noise; steps that stay twice as slow start a probe at once, not after 5 s.
+    run_steps(chooser, {1: 3.2}, steps=1, now=6.5)
+    run_steps(chooser, {1: 1.6}, steps=3, now=6.5)
+    assert not chooser.probing
+    run_steps(chooser, {1: 3.2}, steps=3, now=7.0)
     assert chooser.probing
+
+
+def test_probes_that_keep_the_same_count_come_less_often() -> None:
+    chooser = ThreadCountChooser([1, 2], steps_per_probe=3, reprobe_seconds=5.0, max_reprobe_seconds=20.0)
+    ends = []
+    for second in range(0, 120):
+        was_probing = chooser.probing
+        run_steps(chooser, {1: 1.6, 2: 1.1}, steps=1, now=float(second))
+        if was_probing and not chooser.probing:
+            ends.append(second)
+    # each probe takes 6 steps (one a second here); the waits between them grow 5, 10, 20, 20 s
+    assert [b - a for a, b in zip(ends, ends[1:])][:4] == [5 + 6, 10 + 6, 20 + 6, 20 + 6]
 
 
 def test_one_candidate_never_probes() -> None:

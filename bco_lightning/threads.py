@@ -48,8 +48,8 @@ class ThreadCountChooser:
     probe so far is dropped after that one step, so a count that collapses costs a single step.
     The next probe starts `reprobe_seconds` after the last one ended, an interval that doubles (up to
     `max_reprobe_seconds`) each time a probe keeps the same count, or at once when the median of the
-    last `steps_per_probe` steps is `slowdown` times the chosen count's (another process took a core
-    or gave one back).
+    last `steps_per_probe` steps is `slowdown` times the chosen count's (another process took a
+    core); a core given back shows at the next timed probe.
     """
 
     def __init__(

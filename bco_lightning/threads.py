@@ -2,10 +2,10 @@
 
 More threads speed up these MLPs only while the cores are free. When another process takes a core,
 a thread of torch's OpenMP team waits for its turn at every parallel region, and a step can take
-about a hundred times longer than on one thread (seen here; see DESIGN.md's pitfalls). No fixed count is right on
-both an idle and a shared machine, so the training loop measures: it times a few optimiser steps
-with each candidate count, trains on with the fastest, and measures again every few seconds (less
-often while the answer stays the same), or at once when the steps slow down. Every step is a real
+about a hundred times longer than on one thread (seen here; see DESIGN.md's pitfalls). No fixed
+count is right on both an idle and a shared machine, so the training loop measures: it times a few
+optimiser steps with each candidate count, trains on with the fastest, and measures again every few
+seconds (less often while the answer stays the same), or at once when the steps slow down. Every step is a real
 training step; on the CPU builds checked here the result does not depend on the thread count
 (`tests/test_threads.py` checks it on every CI run).
 """
@@ -140,15 +140,14 @@ class TrainingThreadTuner(pl.Callback):
     after the several that one Lightning step takes (`--data.batches_per_step`).
     """
 
-    def __init__(self, max_threads: int | None = None) -> None:
-        self.max_threads = max_threads
+    def __init__(self) -> None:
         self.chooser: ThreadCountChooser | None = None
         self._outside_count = torch.get_num_threads()
         self._last_mark = 0.0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._outside_count = torch.get_num_threads()
-        max_threads = self.max_threads or free_cores(trainer.num_devices)
+        max_threads = free_cores(trainer.num_devices)
         cpu = pl_module.device.type == "cpu"
         self.chooser = ThreadCountChooser(candidate_counts(max_threads)) if cpu and max_threads > 1 else None
 

@@ -265,21 +265,26 @@ def end_to_end(seeds: list[int], repeats: int) -> list[dict[str, Any]]:
     plain = [sys.executable, str(ROOT / "benchmarks" / "plain_bco.py")]
     rows = []
     with tempfile.TemporaryDirectory() as work:
+
+        def summary_path(name: str, seed: int, repeat: int) -> str:
+            return f"{work}/{name}{seed}-{repeat}.json"
+
         for seed in seeds:
-            commands = {
-                "bco": lambda i: [*bco, "run", "--seed_everything", str(seed), "--summary_path", f"{work}/bco{seed}-{i}.json"],
-                "bco_1": lambda i: [*bco, "run", "--seed_everything", str(seed), "--torch_threads", "1", "--summary_path", f"{work}/bco_1{seed}-{i}.json"],
-                "plain": lambda i: [*plain, "--seed", str(seed), "--summary_path", f"{work}/plain{seed}-{i}.json"],
-                "plain_same_steps": lambda i: [*plain, "--seed", str(seed), "--summary_path", f"{work}/plain_same_steps{seed}-{i}.json", "--epochs_from", f"{work}/bco_1{seed}-{i}.json"],
-                "plain_2": lambda i: [*plain, "--seed", str(seed), "--threads", "2", "--summary_path", f"{work}/plain_2{seed}-{i}.json"],
+            # each program's command, less its --summary_path; "plain_same_steps" reads the summary "bco_1" wrote just before it
+            arguments = {
+                "bco": lambda i: [*bco, "run", "--seed_everything", str(seed)],
+                "bco_1": lambda i: [*bco, "run", "--seed_everything", str(seed), "--torch_threads", "1"],
+                "plain": lambda i: [*plain, "--seed", str(seed)],
+                "plain_same_steps": lambda i: [*plain, "--seed", str(seed), "--epochs_from", summary_path("bco_1", seed, i)],
+                "plain_2": lambda i: [*plain, "--seed", str(seed), "--threads", "2"],
             }
-            times: dict[str, list[float]] = {name: [] for name in commands}
+            times: dict[str, list[float]] = {name: [] for name in arguments}
             for i in range(repeats):
-                for name, command in commands.items():
-                    times[name].append(timed_process(command(i), Path(work)))
+                for name, command in arguments.items():
+                    times[name].append(timed_process([*command(i), "--summary_path", summary_path(name, seed, i)], Path(work)))
             row: dict[str, Any] = {"seed": seed}
             for name, values in times.items():
-                summary = json.loads(Path(f"{work}/{name}{seed}-0.json").read_text())
+                summary = json.loads(Path(summary_path(name, seed, 0)).read_text())
                 steps = sum(entry.get("optimizer_steps", 0) for entry in summary["history"]) if name.startswith("bco") else summary["optimizer_steps"]
                 row[name] = {"seconds": min(values), "score": summary["normalized_score"], "env_steps": summary["env_steps"], "optimizer_steps": steps}
             for name, against in (("plain", "bco_1"), ("plain_same_steps", "bco_1"), ("plain_2", "bco")):

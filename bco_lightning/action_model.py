@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from bco_lightning.errors import SettingError
 from bco_lightning.nets import ActionCodec
 
 
@@ -46,17 +47,11 @@ class ActionModel(pl.LightningModule):
         raise NotImplementedError
 
     def fit_normalizers(self, tensors: dict[str, Tensor]) -> None:
+        """Fit the input and action normalisers from `BCODataModule.normalization_tensors()`."""
         raise NotImplementedError
 
     def normalizers_fitted(self) -> bool:
         raise NotImplementedError
-
-    def setup(self, stage: str) -> None:
-        # Statistics are fitted once, on the first fit; later fine-tuning keeps them, so the
-        # network's inputs keep their meaning across BCO(alpha) iterations.
-        datamodule = self.trainer.datamodule
-        if stage == "fit" and not self.normalizers_fitted() and datamodule is not None:
-            self.fit_normalizers(datamodule.normalization_tensors())
 
     def _evaluation_step(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
         output = self(batch)
@@ -67,6 +62,13 @@ class ActionModel(pl.LightningModule):
         }
         self.log_dict(metrics, prog_bar=prefix == "val", on_epoch=True, batch_size=len(batch["action"]), sync_dist=True)
         return loss
+
+    def on_fit_start(self) -> None:
+        if not self.normalizers_fitted():
+            raise SettingError(
+                f"{type(self).__name__}'s normalisers are not fitted: add the FitNormalizers() callback to the Trainer, "
+                "or call model.fit_normalizers(datamodule.normalization_tensors()) before fit"
+            )
 
     def on_train_epoch_start(self) -> None:
         # [sum of loss x batch size, samples]: mutated in place, so a step allocates nothing that

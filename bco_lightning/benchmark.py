@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 import yaml
+from jsonargparse import ArgumentParser
 
 from bco_lightning.atomic import atomic_write
 from bco_lightning.data.expert_file import load_expert_file
-from bco_lightning.envs import ConfigError
-
-REPO = Path(__file__).resolve().parents[1]
+from bco_lightning.errors import ConfigError
+from bco_lightning.resources import resolve_expert_path, shipped_configs
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ METHODS = {
     "bco_alpha": Method("bco_alpha", "BCO(alpha)", ()),  # the config's alpha and iterations
     "bc": Method("bc", "BC on true actions", ("--labels", "true_actions", "--iterations", "0")),
 }
-# Environments with a shipped demonstrator, by config name (configs/NAME.yaml).
+# Environments with a shipped demonstrator, by shipped config name (bco_lightning/configs/NAME.yaml).
 ENVIRONMENTS = [
     "cartpole", "mountaincar", "acrobot", "lunarlander", "lunarlander_continuous", "pendulum", "mountaincar_continuous",
     "inverted_pendulum", "reacher", "halfcheetah", "hopper", "walker2d", "ant",
@@ -50,17 +50,17 @@ TARGET_SCORE = 0.95  # the normalised score BCO(alpha) should reach (the benchma
 
 
 def config_path(name: str) -> Path:
-    path = REPO / "configs" / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in (REPO / "configs").glob("*.yaml")))
-        raise ConfigError(f"no config configs/{name}.yaml; known environments: {known}")
-    return path
+    """The shipped config `name` (the benchmark runs the package's own configs, from any folder)."""
+    configs = shipped_configs()
+    if name not in configs:
+        raise ConfigError(f"no config configs/{name}.yaml; known environments: {', '.join(configs)}")
+    return configs[name]
 
 
 def expert_episodes(env: str) -> int | None:
     """Episodes in the config's expert file (None for a Minari dataset or a file that is not there)."""
     config = yaml.safe_load(config_path(env).read_text())
-    path = REPO / str(config.get("data", {}).get("expert_path", ""))
+    path = resolve_expert_path(str(config.get("data", {}).get("expert_path", "")))
     return load_expert_file(path).num_episodes if path.is_file() else None
 
 
@@ -80,7 +80,7 @@ def run_cell(env: str, cell: str, seed: int, flags: tuple[str, ...], workdir: Pa
     ]
     print(f"bco benchmark: {env} {cell} seed {seed} ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise ConfigError(f"{env} {cell} seed {seed} failed (exit {result.returncode}): {last}")
@@ -314,11 +314,9 @@ def benchmark(
     return text
 
 
-def benchmark_command(argv: list[str]) -> None:
-    from jsonargparse import ArgumentParser
-
+def benchmark_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="bco benchmark", description=__doc__)
-    parser.add_argument("--envs", type=list[str], default=ENVIRONMENTS, help="config names under configs/")
+    parser.add_argument("--envs", type=list[str], default=ENVIRONMENTS, help="names of shipped configs (bco_lightning/configs/NAME.yaml)")
     parser.add_argument("--methods", type=list[str], default=list(METHODS), help="bco0, bco_alpha, bc")
     parser.add_argument("--seeds", type=list[int], default=[0, 1, 2])
     parser.add_argument("--sweep_envs", type=list[str], default=["cartpole", "halfcheetah"], help="environments of the demonstration-count sweep")
@@ -328,7 +326,11 @@ def benchmark_command(argv: list[str]) -> None:
     parser.add_argument("--output", type=str, default="benchmarks/results.md")
     parser.add_argument("--plot", type=str, default="benchmarks/results.png")
     parser.add_argument("--run_missing", type=bool, default=True, help="false: report only the cells already on disk (the seeds columns say how many)")
-    cfg = parser.parse_args(argv)
+    return parser
+
+
+def benchmark_command(argv: list[str]) -> None:
+    cfg = benchmark_parser().parse_args(argv)
     command = " ".join(["bco benchmark", *argv])
     text = benchmark(
         cfg.envs, cfg.methods, cfg.seeds, cfg.sweep_envs, cfg.sweep_episodes, cfg.sweep_seeds,

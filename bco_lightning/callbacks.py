@@ -11,7 +11,8 @@ from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import Logger
 
 from bco_lightning.data.rollouts import EvaluationResult, Policy, evaluate_policy
-from bco_lightning.distributed import RANK_SEED_STRIDE, gather_shares, share
+from bco_lightning import seeds
+from bco_lightning.distributed import gather_shares, share
 
 
 def normalized_score(mean_return: float, random_return: float | None, demonstrator_return: float | None) -> float | None:
@@ -19,6 +20,21 @@ def normalized_score(mean_return: float, random_return: float | None, demonstrat
     if random_return is None or demonstrator_return is None or demonstrator_return == random_return:
         return None
     return (mean_return - random_return) / (demonstrator_return - random_return)
+
+
+class FitNormalizers(pl.Callback):
+    """Fits a model's normalisers from its datamodule's `normalization_tensors()` when its first fit
+    sets up, after the datamodule's own setup has collected the stage's data (on every DDP rank).
+
+    Statistics are fitted once: later fine-tuning keeps them, so the network's inputs keep their
+    meaning across BCO(alpha) iterations. Outside a Trainer, call
+    `model.fit_normalizers(data.normalization_tensors())` yourself.
+    """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        datamodule = trainer.datamodule
+        if stage == "fit" and datamodule is not None and not pl_module.normalizers_fitted():
+            pl_module.fit_normalizers(datamodule.normalization_tensors())
 
 
 class RelativeEarlyStopping(EarlyStopping):
@@ -139,7 +155,7 @@ class EnvEvaluationCallback(pl.Callback):
             episodes = share(total_episodes, rank, world_size)
             if episodes == 0:
                 return EvaluationResult(np.zeros(0), np.zeros(0, dtype=np.int64))
-            return evaluate_policy(self.env_id, self.env_kwargs, policy, episodes, seed + RANK_SEED_STRIDE * rank, self.num_envs)
+            return evaluate_policy(self.env_id, self.env_kwargs, policy, episodes, seeds.for_rank(seed, rank), self.num_envs)
 
         parts = gather_shares(my_share, world_size)
         return EvaluationResult(np.concatenate([p.returns for p in parts]), np.concatenate([p.lengths for p in parts]))

@@ -24,14 +24,14 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from bco_lightning.action_model import ActionModel
 from bco_lightning.atomic import atomic_write
 from bco_lightning.data.datamodule import BCODataModule
-from bco_lightning.data.expert_file import ExpertFileError, save_expert_file
-from bco_lightning.data.rollouts import RolloutError
+from bco_lightning.callbacks import FitNormalizers
+from bco_lightning.data.expert_file import save_expert_file
 from bco_lightning.distributed import exit_after_error, exit_without_teardown, is_rank_zero, wait_for_launched_ranks
-from bco_lightning.envs import ConfigError
+from bco_lightning.errors import BCOError, ConfigError, SettingError, refuse_to_overwrite
 from bco_lightning.idm import IDMModule
 from bco_lightning.pipeline import BCORun, RunSettings
 from bco_lightning.policy import BCPolicyModule
-from bco_lightning.video import RenderError
+from bco_lightning.resources import resolve_config_path
 
 SHAPE_FIELDS = ("obs_dim", "action_dim", "discrete", "action_low", "action_high")
 STAGE_SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -62,7 +62,7 @@ def _link_shapes(parser: ArgumentParser, targets: list[str]) -> None:
 
 def run_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="bco run", description="Learn a policy from state-only demonstrations with BCO(alpha).")
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (see configs/)")
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config: a file, or the name of a shipped one (cartpole.yaml, configs/pendulum.yaml)")
     parser.add_argument("--seed_everything", type=int, default=0, help="one seed for everything random")
     parser.add_argument("--resume", type=str | None, default=None, help="continue an interrupted run in its log folder (its saved config is used)")
     parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing --summary_path")
@@ -111,13 +111,25 @@ def _save_config(parser: ArgumentParser, cfg: Namespace, run_dir: Path) -> None:
     atomic_write(run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
 
 
+def with_shipped_configs(argv: list[str]) -> list[str]:
+    """`--config NAME.yaml` names a shipped config when no such local file exists."""
+    resolved = list(argv)
+    for i, arg in enumerate(resolved):
+        if arg == "--config" and i + 1 < len(resolved):
+            resolved[i + 1] = str(resolve_config_path(resolved[i + 1]))
+        elif arg.startswith("--config="):
+            resolved[i] = "--config=" + str(resolve_config_path(arg[len("--config="):]))
+    return resolved
+
+
 def run_command(argv: list[str]) -> dict[str, Any]:
     parser = run_parser()
+    argv = with_shipped_configs(argv)
     cfg = parser.parse_args(argv)
     if cfg.resume is not None:
         cfg = _resumed_config(parser, cfg, parser.parse_args(argv, defaults=False))
-    if cfg.summary_path and Path(cfg.summary_path).exists() and not cfg.overwrite:
-        raise ConfigError(f"{cfg.summary_path} exists; pass --overwrite true to replace it, or choose another --summary_path")
+    if cfg.summary_path:
+        refuse_to_overwrite(cfg.summary_path, cfg.overwrite)
     settings = RunSettings(seed=cfg.seed_everything, **{k: cfg[k] for k in RunSettings.__dataclass_fields__ if k != "seed"})
     torch.set_num_threads(1 if settings.torch_threads == "auto" else settings.torch_threads)  # "auto" tunes only training
     pl.seed_everything(cfg.seed_everything, workers=True, verbose=False)
@@ -167,8 +179,7 @@ def record_command(argv: list[str]) -> None:
         print(f"minari:{cfg.output}: {len(returns)} episodes of {cfg.env_id}, return {returns.mean():.1f} +- {returns.std():.1f}")
         return
     output = Path(cfg.output)
-    if output.exists() and not cfg.overwrite:
-        raise ConfigError(f"{output} exists; pass --overwrite true to replace it")
+    refuse_to_overwrite(output, cfg.overwrite)
     demos = record_episodes(cfg.env_id, controller, cfg.episodes, cfg.seed, cfg.env_kwargs)
     save_expert_file(output, demos, overwrite=cfg.overwrite)
     returns = demos.episode_returns
@@ -182,6 +193,10 @@ class StageCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         _link_shapes(parser, ["model.init_args"])
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        self.datamodule.stage = self.model.data_stage  # the datamodule serves the chosen model's data
+
 
 def stage_command(argv: list[str]) -> None:
     StageCLI(
@@ -190,31 +205,29 @@ def stage_command(argv: list[str]) -> None:
         subclass_mode_model=True,
         args=argv,
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [FitNormalizers()]},
         auto_configure_optimizers=False,
         seed_everything_default=0,
     )
 
 
-def export_command(argv: list[str]) -> None:
-    from bco_lightning.export import export_policy
-
+def export_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="bco export", description="Write a policy checkpoint as one TorchScript file (normaliser and action decoding inside).")
     parser.add_argument("--checkpoint", type=str, required=True, help="a BCPolicyModule checkpoint (checkpoints/policy-iterK.ckpt)")
     parser.add_argument("--output", type=str, required=True, help="the TorchScript file to write")
     parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing output file")
-    cfg = parser.parse_args(argv)
+    return parser
+
+
+def export_command(argv: list[str]) -> None:
+    from bco_lightning.export import export_policy
+
+    cfg = export_parser().parse_args(argv)
     path = export_policy(cfg.checkpoint, cfg.output, cfg.overwrite)
     print(f"{path}: TorchScript policy; load it with torch.jit.load and call it on float32 observations (B, obs_dim)")
 
 
-def evaluate_command(argv: list[str]) -> dict[str, Any]:
-    import json
-
-    from bco_lightning.data.rollouts import evaluate_policy
-    from bco_lightning.envs import describe_env
-    from bco_lightning.export import load_exported
-    from bco_lightning.pipeline import EVAL_SEED_OFFSET
-
+def evaluate_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="bco evaluate", description="Evaluate an exported policy on seeded episodes.")
     parser.add_argument("--policy", type=str, required=True, help="a file written by `bco export`")
     parser.add_argument("--data.env_id", type=str, required=True, help="gymnasium environment id")
@@ -223,15 +236,26 @@ def evaluate_command(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0, help="the run's --seed_everything: the same seed gives the run's evaluation episodes")
     parser.add_argument("--video", type=str | None, default=None, help="also write the first evaluation episode as a video (.mp4 needs the video extra; .gif does not)")
     parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing --video file")
-    cfg = parser.parse_args(argv)
+    return parser
+
+
+def evaluate_command(argv: list[str]) -> dict[str, Any]:
+    import json
+
+    from bco_lightning import seeds
+    from bco_lightning.data.rollouts import evaluate_policy
+    from bco_lightning.envs import describe_env
+    from bco_lightning.export import load_exported
+
+    cfg = evaluate_parser().parse_args(argv)
     if cfg.episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {cfg.episodes}")
-    if cfg.video and Path(cfg.video).exists() and not cfg.overwrite:
-        raise ConfigError(f"{cfg.video} exists; pass --overwrite true to replace it")
+        raise SettingError(f"`episodes` must be >= 1, got {cfg.episodes}")
+    if cfg.video:
+        refuse_to_overwrite(cfg.video, cfg.overwrite)
     env_id, env_kwargs = cfg.data.env_id, cfg.data.env_kwargs
     spec = describe_env(env_id, env_kwargs)  # refuse an unknown or unsupported environment in one line
     policy = load_exported(cfg.policy, spec.obs_dim, env_id)
-    result = evaluate_policy(env_id, env_kwargs, policy, cfg.episodes, cfg.seed + EVAL_SEED_OFFSET, min(cfg.episodes, 32))
+    result = evaluate_policy(env_id, env_kwargs, policy, cfg.episodes, seeds.for_evaluation(cfg.seed), min(cfg.episodes, 32))
     metrics = {
         "env_id": env_id,
         "eval_return_mean": result.mean_return,
@@ -242,7 +266,7 @@ def evaluate_command(argv: list[str]) -> dict[str, Any]:
     if cfg.video:
         from bco_lightning.video import record_frames, write_video
 
-        frames, fps = record_frames(env_id, env_kwargs, policy, cfg.seed + EVAL_SEED_OFFSET)
+        frames, fps = record_frames(env_id, env_kwargs, policy, seeds.for_evaluation(cfg.seed))
         metrics["video"] = str(write_video(cfg.video, frames, fps))
     print(json.dumps(metrics))
     return metrics
@@ -252,6 +276,50 @@ def benchmark_command(argv: list[str]) -> None:
     from bco_lightning.benchmark import benchmark_command as command
 
     command(argv)
+
+
+def benchmark_parser() -> ArgumentParser:
+    from bco_lightning.benchmark import benchmark_parser as parser
+
+    return parser()
+
+
+PARSERS: dict[str, Callable[[], ArgumentParser]] = {
+    "run": run_parser,
+    "record": record_parser,
+    "export": export_parser,
+    "evaluate": evaluate_parser,
+    "benchmark": benchmark_parser,
+}
+# The command-line group of each class whose arguments a `SettingError` can name.
+GROUP_OF_OWNER = {"BCODataModule": "data", "IDMModule": "idm", "BCPolicyModule": "policy", "Trainer": "trainer"}
+STAGE_GROUP_OF_OWNER = {**GROUP_OF_OWNER, "IDMModule": "model", "BCPolicyModule": "model"}
+FLAG_OF_SETTING = {"seed": "seed_everything"}  # RunSettings.seed is `bco run --seed_everything`
+
+
+def flag_namer(command: str, owner: str | None) -> Callable[[str], str]:
+    """Names a setting as the flag that sets it in `bco COMMAND` (`batch_size` -> `--data.batch_size`)."""
+    if command in STAGE_SUBCOMMANDS:
+        group = STAGE_GROUP_OF_OWNER.get(owner or "")
+        return lambda name: f"--{group}.{name}" if group else f"--{name}"
+    dests = [action.dest for action in PARSERS[command]()._actions]
+    group = GROUP_OF_OWNER.get(owner or "")
+
+    def flag(name: str) -> str:
+        name = FLAG_OF_SETTING.get(name, name) if command == "run" else name
+        candidates = [dest for dest in dests if dest == name or dest.endswith(f".{name}")]
+        for preferred in (f"{group}.{name}", name):
+            if preferred in candidates:
+                return f"--{preferred}"
+        return f"--{candidates[0] if candidates else name}"
+
+    return flag
+
+
+def error_line(command: str, error: Exception) -> str:
+    """The one line `bco COMMAND` prints for a known failure, with settings named as its flags."""
+    message = error.describe(flag_namer(command, error.owner)) if isinstance(error, SettingError) else str(error)
+    return f"bco {command}: error: {message}"
 
 
 COMMANDS: dict[str, Callable[[list[str]], Any]] = {
@@ -292,8 +360,8 @@ def main(argv: list[str] | None = None) -> None:
             stage_command(argv)
         else:
             COMMANDS[command](rest)
-    except (ExpertFileError, ConfigError, RolloutError, RenderError, FileExistsError, MisconfigurationException) as error:
-        exit_after_error(f"bco {command}: error: {error}")
+    except (BCOError, FileExistsError, MisconfigurationException) as error:
+        exit_after_error(error_line(command, error))
 
 
 def console_main() -> NoReturn:

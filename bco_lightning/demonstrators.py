@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from bco_lightning.data.expert_file import ExpertDemonstrations
-from bco_lightning.envs import ConfigError, make_env
+from bco_lightning.envs import make_env
+from bco_lightning.errors import ConfigError, SettingError
 
 Controller = Callable[[np.ndarray], Any]
 """Maps one observation to one environment action."""
@@ -120,7 +121,7 @@ SB3_ALGORITHMS = ("sac", "td3", "ppo", "a2c", "ddpg", "dqn")
 def sb3_controller(model_path: str, algo: str) -> Controller:
     """A saved Stable-Baselines3 model acting deterministically (needs the `sb3` extra)."""
     if algo not in SB3_ALGORITHMS:
-        raise ConfigError(f"--algo {algo!r} is not a Stable-Baselines3 algorithm; expected one of {', '.join(SB3_ALGORITHMS)}")
+        raise SettingError(f"`algo` {algo!r} is not a Stable-Baselines3 algorithm; expected one of {', '.join(SB3_ALGORITHMS)}")
     try:
         import stable_baselines3
     except ImportError:
@@ -151,7 +152,7 @@ class Episode:
 def play_episodes(env_id: str, controller: Controller, episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> Iterator[Episode]:
     """Run `controller` for `episodes` seeded episodes (episode i resets with seed + i)."""
     if episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
+        raise SettingError(f"`episodes` must be >= 1, got {episodes}")
     env = make_env(env_id, env_kwargs)
     try:
         for episode in range(episodes):

@@ -19,8 +19,6 @@ import torch.distributed as dist
 
 T = TypeVar("T")
 _launched: list[list[subprocess.Popen]] = []
-RANK_SEED_STRIDE = 100_003
-"""Rank r seeds its share of rollouts with seed + r * RANK_SEED_STRIDE; rank 0 keeps the 1-process seeds."""
 
 
 def share(total: int, rank: int, world_size: int) -> int:

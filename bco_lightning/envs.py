@@ -8,9 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-
-class ConfigError(ValueError):
-    """A configuration the pipeline cannot run; the message says what was wrong and what is expected."""
+from bco_lightning.errors import ConfigError, SettingError
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **extra: Any
     except gym.error.Error as error:
         raise ConfigError(f"cannot make environment {env_id!r}: {error}") from None
     except TypeError as error:
-        raise ConfigError(f"bad --data.env_kwargs for {env_id!r}: {error}") from None
+        raise SettingError(f"bad `env_kwargs` for {env_id!r}: {error}") from None
     except ImportError as error:
         raise ConfigError(
             f"environment {env_id!r} needs a package that is not installed ({error}); "
@@ -65,7 +63,7 @@ def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: in
         try:
             return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
         except TypeError as error:
-            raise ConfigError(f"bad --data.env_kwargs for {env_id!r}: {error}") from None
+            raise SettingError(f"bad `env_kwargs` for {env_id!r}: {error}") from None
     return gym.vector.SyncVectorEnv([lambda: make_env(env_id, env_kwargs) for _ in range(num_envs)])
 
 

@@ -12,29 +12,35 @@ from torch import Tensor, nn
 
 from bco_lightning.atomic import atomic_write
 from bco_lightning.data.rollouts import Policy
-from bco_lightning.envs import ConfigError
+from bco_lightning.errors import ConfigError, refuse_to_overwrite
 from bco_lightning.policy import BCPolicyModule
 
 
 class ExportedPolicy(nn.Module):
     """float32 observations `(B, obs_dim)` in; int64 action indices `(B,)` or float32 actions
-    `(B, action_dim)` within the bounds out (the most likely action, as in evaluation)."""
+    `(B, action_dim)` within the bounds out (the most likely action, as in evaluation).
+
+    Made for inference: its parameters are frozen and it runs without autograd, so its output
+    never requires grad and `policy(obs).numpy()` works without `torch.no_grad()` around it.
+    Neither changes a number: the actions are the module's own, bit for bit.
+    """
 
     def __init__(self, policy: BCPolicyModule) -> None:
         super().__init__()
         self.net = copy.deepcopy(policy.net).cpu().eval()
         self.codec = copy.deepcopy(policy.codec).cpu()
+        self.requires_grad_(False)
         self.obs_dim = int(policy.hparams["obs_dim"])  # kept in the file, checked against the env
 
     def forward(self, observations: Tensor) -> Tensor:
-        return self.codec.decode(self.net(observations))
+        with torch.no_grad():  # also for observations that require grad
+            return self.codec.decode(self.net(observations))
 
 
 def export_policy(checkpoint: str | Path, output: str | Path, overwrite: bool = False) -> Path:
     """Write the TorchScript policy of a `BCPolicyModule` checkpoint (temp file, then rename)."""
     checkpoint, output = Path(checkpoint), Path(output)
-    if output.exists() and not overwrite:
-        raise ConfigError(f"{output} exists; pass --overwrite true to replace it")
+    refuse_to_overwrite(output, overwrite)
     if not checkpoint.is_file():
         raise ConfigError(f"{checkpoint}: no such checkpoint; expected a policy checkpoint such as checkpoints/policy-iterK.ckpt")
     try:

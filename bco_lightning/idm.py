@@ -14,8 +14,8 @@ class IDMModule(ActionModel):
     """Inverse dynamics: classification for Discrete actions, normalised regression for Box actions.
 
     Args:
-        obs_dim, action_dim, discrete, action_low, action_high: the environment's shapes, linked
-            from the datamodule.
+        obs_dim, action_dim, discrete, action_low, action_high: the environment's shapes; pass
+            `**datamodule.model_shapes` (the command line links them from the datamodule).
         hidden_sizes: widths of the MLP's hidden layers.
         input_mode: "delta" feeds `(s, s' - s)`, "next" feeds `(s, s')`.
         lr: AdamW learning rate.
@@ -26,9 +26,9 @@ class IDMModule(ActionModel):
 
     def __init__(
         self,
-        obs_dim: int = 4,
-        action_dim: int = 2,
-        discrete: bool = True,
+        obs_dim: int,
+        action_dim: int,
+        discrete: bool,
         action_low: list[float] | None = None,
         action_high: list[float] | None = None,
         hidden_sizes: list[int] = [256, 256],

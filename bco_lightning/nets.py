@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bco_lightning.errors import SettingError
+
 IDMInput = Literal["delta", "next"]
 
 
@@ -61,7 +63,7 @@ class ActionCodec(nn.Module):
         self.discrete = discrete
         self.action_dim = action_dim
         if not discrete and (low is None or high is None):
-            raise ValueError("a continuous action codec needs action_low and action_high")
+            raise SettingError("continuous (Box) actions need `action_low` and `action_high`: pass the action space's bounds")
         low_t = torch.tensor(low if low is not None else [-1.0] * action_dim, dtype=torch.float32)
         high_t = torch.tensor(high if high is not None else [1.0] * action_dim, dtype=torch.float32)
         self.register_buffer("center", (high_t + low_t) / 2)

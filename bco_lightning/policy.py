@@ -15,8 +15,8 @@ class BCPolicyModule(ActionModel):
     """`pi(a | s)` trained on `(s_t, inferred a_t)`.
 
     Args:
-        obs_dim, action_dim, discrete, action_low, action_high: the environment's shapes, linked
-            from the datamodule.
+        obs_dim, action_dim, discrete, action_low, action_high: the environment's shapes; pass
+            `**datamodule.model_shapes` (the command line links them from the datamodule).
         hidden_sizes: widths of the MLP's hidden layers.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
@@ -28,9 +28,9 @@ class BCPolicyModule(ActionModel):
 
     def __init__(
         self,
-        obs_dim: int = 4,
-        action_dim: int = 2,
-        discrete: bool = True,
+        obs_dim: int,
+        action_dim: int,
+        discrete: bool,
         action_low: list[float] | None = None,
         action_high: list[float] | None = None,
         hidden_sizes: list[int] = [256, 256],

@@ -18,13 +18,10 @@ import numpy as np
 
 from bco_lightning.atomic import atomic_write
 from bco_lightning.data.rollouts import Policy
+from bco_lightning.errors import RenderError
 
 MAX_FRAMES = 100
 MAX_WIDTH = 320
-
-
-class RenderError(RuntimeError):
-    """The environment cannot render `rgb_array` frames here."""
 
 
 def record_frames(env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy, seed: int) -> tuple[np.ndarray, float]:

@@ -15,7 +15,7 @@ timed cartpole_gpu bco run --seed_everything 0 --trainer.accelerator gpu --summa
 timed cartpole_cpu bco run --seed_everything 0 --trainer.accelerator cpu --summary_path "$OUT/cartpole_cpu.json"
 # mixed precision goes through Lightning's gradient scaler inside the modules' manual optimisation
 timed cartpole_gpu_16mixed bco run --seed_everything 0 --trainer.accelerator gpu --trainer.precision 16-mixed --summary_path "$OUT/cartpole_gpu_16mixed.json"
-timed pendulum_gpu bco run --config configs/pendulum.yaml --seed_everything 0 --trainer.accelerator gpu --summary_path "$OUT/pendulum_gpu.json"
+timed pendulum_gpu bco run --config pendulum.yaml --seed_everything 0 --trainer.accelerator gpu --summary_path "$OUT/pendulum_gpu.json"
 checkpoint=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['policy_checkpoint'])" "$OUT/pendulum_gpu.json")
 timed export bco export --checkpoint "$checkpoint" --output "$OUT/pendulum_policy.pt"
 timed evaluate env CUDA_VISIBLE_DEVICES= python3 -m bco_lightning.cli evaluate --policy "$OUT/pendulum_policy.pt" --data.env_id Pendulum-v1 --episodes 10 --seed 0

@@ -11,8 +11,8 @@ It separates the two reasons an IDM can fail on a demonstration:
     a diagnostic upper bound, never a method);
   - fit: the model cannot represent inverse dynamics even where it has data (held-out MAE).
 
-    python benchmarks/idm_diagnostic.py --env_id Walker2d-v5 --expert_path data/Walker2d-v5.npz \
-        --random_steps 500000 --oracle_model data/Walker2d-v5-sac.zip --oracle_steps 50000
+    python benchmarks/idm_diagnostic.py --env_id Walker2d-v5 --expert_path bco_lightning/demonstrations/Walker2d-v5.npz \
+        --random_steps 500000 --oracle_model benchmarks/demonstrators/models/Walker2d-v5-sac.zip --oracle_steps 50000
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from bco_lightning.data.expert_file import load_expert_file
 from bco_lightning.data.rollouts import Policy, Transitions, collect_transitions
 from bco_lightning.envs import describe_env
 from bco_lightning.nets import ActionCodec, InverseDynamicsNet
-from bco_lightning.pipeline import label_accuracy
+from bco_lightning.report import label_accuracy
 
 
 def oracle_policy(model_path: str, noise: float, seed: int, low: np.ndarray, high: np.ndarray) -> Policy:
@@ -84,9 +84,9 @@ def label_errors(net: InverseDynamicsNet, codec: ActionCodec, obs: np.ndarray, n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env_id", required=True)
-    parser.add_argument("--expert_path", required=True)
+    parser.add_argument("--expert_path", required=True, help="an expert state file, e.g. bco_lightning/demonstrations/<env_id>.npz")
     parser.add_argument("--random_steps", type=int, default=500_000)
-    parser.add_argument("--oracle_model", default=None)
+    parser.add_argument("--oracle_model", default=None, help="the demonstrator's SB3 model, e.g. benchmarks/demonstrators/models/<env_id>-sac.zip")
     parser.add_argument("--oracle_steps", type=int, default=0)
     parser.add_argument("--oracle_noise", type=float, default=0.3)
     parser.add_argument("--input_modes", nargs="+", default=["delta"])

@@ -6,7 +6,7 @@ the action, so no IDM can label it. This script measures how often that happens,
 interaction and in the expert file, and how much worse the IDM does there:
 
     python benchmarks/idm_errors.py --run_dir benchmarks/runs/benchmark/walker2d/bco_alpha/logs/Walker2d-v5/version_1 \
-        --expert_path data/Walker2d-v5.npz
+        --expert_path bco_lightning/demonstrations/Walker2d-v5.npz
 
 A dimension counts as clipped when at least 1% of the run's observations sit exactly on its
 minimum or maximum and it takes more than 20 distinct values (so on/off flags such as LunarLander's

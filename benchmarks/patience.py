@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bco_lightning.pipeline import out_of_patience, replaces_kept_policy
+from bco_lightning.selection import out_of_patience, replaces_kept_policy
 
 
 def replay(summary: dict[str, Any], patience: int | None) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def main() -> None:
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    with np.load(ROOT / "data" / "CartPole-v1.npz") as expert:
+    with np.load(ROOT / "bco_lightning" / "demonstrations" / "CartPole-v1.npz") as expert:
         observations, lengths, demo_return = expert["observations"], expert["episode_lengths"], float(expert["episode_returns"].mean())
     is_last = np.zeros(len(observations), dtype=bool)
     is_last[np.cumsum(lengths) - 1] = True

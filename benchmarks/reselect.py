@@ -30,7 +30,8 @@ import yaml
 
 from bco_lightning.callbacks import normalized_score
 from bco_lightning.data.rollouts import evaluate_policy
-from bco_lightning.pipeline import EVAL_SEED_OFFSET, SELECTION_SEED_OFFSET, reaches_stop_score, replaces_kept_policy
+from bco_lightning import seeds
+from bco_lightning.selection import reaches_stop_score, replaces_kept_policy
 from bco_lightning.policy import BCPolicyModule
 
 HELD_OUT_SEED_OFFSET = 50_000
@@ -69,7 +70,7 @@ def main() -> None:
     checkpoints = iteration_checkpoints(args.run_dir)
     for iteration, path in checkpoints.items():
         policy = BCPolicyModule.load_from_checkpoint(path, map_location="cpu").as_policy()
-        selection = evaluate_policy(env_id, env_kwargs, policy, args.episodes, seed + SELECTION_SEED_OFFSET, num_envs)
+        selection = evaluate_policy(env_id, env_kwargs, policy, args.episodes, seeds.for_selection(seed), num_envs)
         held_out = evaluate_policy(env_id, env_kwargs, policy, args.episodes, seed + HELD_OUT_SEED_OFFSET, num_envs)
         returns[iteration] = {"selection": selection.returns.tolist(), "held_out": held_out.returns.tolist()}
 
@@ -80,7 +81,7 @@ def main() -> None:
         """What `bco run --eval_episodes count` reports for this run: the kept policy on the run's
         evaluation seeds, normalised by a random policy on the same episodes. Training does not
         depend on the count, so this holds unless the count moves the `--stop_score` stop."""
-        seed_0, num_envs = seed + EVAL_SEED_OFFSET, min(count, 32)
+        seed_0, num_envs = seeds.for_evaluation(seed), min(count, 32)
         policy = BCPolicyModule.load_from_checkpoint(checkpoints[kept], map_location="cpu").as_policy()
         mean = evaluate_policy(env_id, env_kwargs, policy, count, seed_0, num_envs).mean_return
         random_mean = evaluate_policy(env_id, env_kwargs, None, count, seed_0, num_envs).mean_return

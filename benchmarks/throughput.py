@@ -41,7 +41,7 @@ from torch import nn
 
 from bco_lightning.action_model import ActionModel
 from bco_lightning.atomic import atomic_write
-from bco_lightning.callbacks import RelativeEarlyStopping, RestoreBestWeights
+from bco_lightning.callbacks import FitNormalizers, RelativeEarlyStopping, RestoreBestWeights
 from bco_lightning.data.datamodule import DEFAULT_BATCHES_PER_STEP, BatchLoader, BCODataModule, ExampleTable
 from bco_lightning.data.rollouts import Transitions, collect_transitions, evaluate_policy
 from bco_lightning.idm import IDMModule
@@ -230,7 +230,7 @@ def async_steps_per_second(env_id: str, policy: Any, steps: int, num_envs: int, 
 def rollout_table(short: bool) -> list[dict[str, Any]]:
     rows = []
     for env_id in ("CartPole-v1", "HalfCheetah-v5"):
-        data = BCODataModule(env_id=env_id, expert_path=str(ROOT / "data" / f"{env_id}.npz"), pre_demo_steps=10)
+        data = BCODataModule(env_id=env_id, expert_path=f"data/{env_id}.npz", pre_demo_steps=10)
         policy_module = BCPolicyModule(**data.model_shapes)
         policy = policy_module.as_policy()
         steps = 2_000 if short else 20_000
@@ -308,7 +308,7 @@ def current_rss() -> int:
 def scaling_child(size: int, batch_size: int) -> None:
     """One IDM epoch (and its validation) on `size` synthetic HalfCheetah-sized transitions."""
     torch.set_num_threads(1)
-    data = BCODataModule(env_id="HalfCheetah-v5", expert_path=str(ROOT / "data" / "HalfCheetah-v5.npz"), batch_size=batch_size, seed=0)
+    data = BCODataModule(env_id="HalfCheetah-v5", expert_path="data/HalfCheetah-v5.npz", batch_size=batch_size, seed=0)
     data.expert  # load the (small) expert file before the baseline
     baseline = current_rss()
     generator = np.random.default_rng(0)
@@ -322,7 +322,7 @@ def scaling_child(size: int, batch_size: int) -> None:
     idm = IDMModule(**data.model_shapes)
     trainer = pl.Trainer(
         accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[FitNormalizers()],
     )
     start = time.perf_counter()
     trainer.fit(idm, datamodule=data)

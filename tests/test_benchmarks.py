@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CLI_ENV, run_bco
+from helpers import CLI_ENV, SHIPPED_CONFIGS, SHIPPED_DEMONSTRATIONS, run_bco
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -125,7 +125,7 @@ def test_idm_diagnostic_labels_pendulum_from_random_interaction(tmp_path: Path) 
     labels the demonstration about as well as its own held-out transitions."""
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "idm_diagnostic.py"), "--env_id", "Pendulum-v1",
-         "--expert_path", str(BENCHMARKS.parent / "data" / "Pendulum-v1.npz"), "--random_steps", "20000", "--epochs", "3"],
+         "--expert_path", str(SHIPPED_DEMONSTRATIONS / "Pendulum-v1.npz"), "--random_steps", "20000", "--epochs", "3"],
         cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -189,7 +189,7 @@ def test_idm_errors_finds_clipped_dimensions_but_not_flags_or_free_ones() -> Non
 def test_idm_errors_reports_a_finished_run(tmp_path: Path) -> None:
     """On a real Pendulum BCO(0) run: one row per part of the interaction, and an IDM that fits."""
     run = run_bco(
-        ["run", "--config", str(BENCHMARKS.parent / "configs" / "pendulum.yaml"), "--iterations", "0", "--video", "false",
+        ["run", "--config", str(SHIPPED_CONFIGS / "pendulum.yaml"), "--iterations", "0", "--video", "false",
          "--quiet", "true", "--log_root", str(tmp_path / "logs"), "--summary_path", str(tmp_path / "summary.json")],
         cwd=tmp_path, timeout=600,
     )
@@ -197,7 +197,7 @@ def test_idm_errors_reports_a_finished_run(tmp_path: Path) -> None:
     run_dir = json.loads((tmp_path / "summary.json").read_text())["log_dir"]
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "idm_errors.py"), "--run_dir", run_dir, "--samples", "5000",
-         "--expert_path", str(BENCHMARKS.parent / "data" / "Pendulum-v1.npz")],
+         "--expert_path", str(SHIPPED_DEMONSTRATIONS / "Pendulum-v1.npz")],
         cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -8,8 +8,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from bco_lightning.envs import ConfigError, spec_from_spaces
-from conftest import run_bco, stderr_lines
+from bco_lightning.envs import spec_from_spaces
+from bco_lightning.errors import ConfigError
+from helpers import run_bco, stderr_lines
 
 FLAT = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 

@@ -7,9 +7,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from bco_lightning.callbacks import FitNormalizers
 from bco_lightning.data.datamodule import BatchLoader, BCODataModule, ExampleTable
-from bco_lightning.data.expert_file import ExpertFileError
-from bco_lightning.envs import ConfigError
+from bco_lightning.errors import ConfigError, ExpertFileError
 from bco_lightning.idm import IDMModule
 from bco_lightning.policy import BCPolicyModule
 
@@ -23,6 +23,7 @@ def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
         enable_model_summary=False,
         num_sanity_val_steps=0,
         **kwargs,
+        callbacks=[FitNormalizers()],
     )
 
 
@@ -124,8 +125,25 @@ def test_expert_obs_shape_mismatch_is_refused_before_any_rollout(pendulum_file):
 def test_policy_stage_without_labels_or_idm_checkpoint_is_a_config_error(tmp_path, cartpole_file):
     data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), pre_demo_steps=200)
     policy = BCPolicyModule(**data.model_shapes, hidden_sizes=[8])
+    data.stage = "policy"
     with pytest.raises(ConfigError, match="idm_checkpoint"):
         quiet_trainer(tmp_path, max_epochs=1).fit(policy, datamodule=data)
+
+
+def test_a_model_is_never_served_the_other_stages_data(tmp_path, cartpole_file):
+    """The datamodule is told its stage; fitting a policy on a datamodule left at "idm" is refused."""
+    data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), pre_demo_steps=200)
+    policy = BCPolicyModule(**data.model_shapes, hidden_sizes=[8])
+    with pytest.raises(ConfigError, match="serves 'idm' data but the model trains on 'policy' data"):
+        quiet_trainer(tmp_path, max_epochs=1).fit(policy, datamodule=data)
+
+
+def test_fitting_without_normalisers_is_refused(tmp_path, cartpole_file):
+    data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), pre_demo_steps=200)
+    idm = IDMModule(**data.model_shapes, hidden_sizes=[8])
+    bare = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, max_epochs=1, default_root_dir=tmp_path)
+    with pytest.raises(ConfigError, match="normalisers are not fitted: add the FitNormalizers"):
+        bare.fit(idm, datamodule=data)
 
 
 @pytest.mark.parametrize(
@@ -165,6 +183,7 @@ def test_idm_checkpoint_labels_the_expert_states(tmp_path, cartpole_file, cartpo
 
     policy_data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), idm_checkpoint=str(checkpoint), seed=0)
     policy = BCPolicyModule(**policy_data.model_shapes, hidden_sizes=[32])
+    policy_data.stage = "policy"
     quiet_trainer(tmp_path, max_epochs=1, enable_checkpointing=False).fit(policy, datamodule=policy_data)
     labels = policy_data.expert_labels
     assert labels.shape == (cartpole_demos.num_transitions,)

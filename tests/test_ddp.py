@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI_ENV, bco_console_script, run_bco, stderr_lines
-
-SHIPPED_CARTPOLE = Path(__file__).resolve().parents[1] / "data" / "CartPole-v1.npz"
+from helpers import CLI_ENV, SHIPPED_CARTPOLE, bco_console_script, run_bco, stderr_lines
 
 
 def small_run(summary: Path, *extra: str) -> list[str]:

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import CLI_ENV, bco_console_script, stderr_lines
+from helpers import CLI_ENV, bco_console_script, stderr_lines
 
 # A CartPole whose post-demonstration episodes of iteration 1 (reset seeds 1000..1999 when
 # --seed_everything is 0) return NaN observations: the run must fail in unit collect-1 exactly.

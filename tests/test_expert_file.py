@@ -19,7 +19,8 @@ from bco_lightning.data.expert_file import (
     save_expert_file,
 )
 from bco_lightning.envs import describe_env
-from conftest import BROKEN_FILES, SHIPPED_CARTPOLE, assert_names_problem
+from bco_lightning.resources import resolve_expert_path, shipped_configs
+from helpers import BROKEN_FILES, SHIPPED_CARTPOLE, assert_names_problem
 
 
 def load_for_cartpole(path: Path) -> ExpertDemonstrations:
@@ -59,15 +60,12 @@ def test_shipped_cartpole_file_is_valid():
     assert demos.actions is not None and demos.actions.shape == (demos.num_transitions,)
 
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda path: path.stem)
+@pytest.mark.parametrize("config", list(shipped_configs().values()), ids=lambda path: path.stem)
 def test_every_config_names_a_shipped_file_of_its_environment(config: Path):
     """Each shipped config's demonstrations exist, validate, come from its environment, and carry
     the returns and diagnostic actions the benchmark needs."""
     data = yaml.safe_load(config.read_text())["data"]
-    path = REPO / data["expert_path"]
+    path = resolve_expert_path(data["expert_path"])  # data/NAME.npz: the shipped demonstration NAME
     demos = load_expert_file(path)
     spec = describe_env(data["env_id"], data.get("env_kwargs"))
     check_matches_env(demos, path, (spec.obs_dim,), data["env_id"])
@@ -175,7 +173,7 @@ def test_take_episodes_keeps_arrays_aligned(cartpole_demos):
     assert cartpole_demos.take_episodes(99).num_episodes == 3
 
 
-@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda path: path.stem)
+@pytest.mark.parametrize("config", list(shipped_configs().values()), ids=lambda path: path.stem)
 def test_every_config_is_the_defaults_plus_its_environment_and_file(config: Path):
     """The benchmark's BCO(alpha) cells are therefore also what `bco run --data.env_id ID
     --data.expert_path FILE` gives: one set of numbers answers both questions."""

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bco_lightning.data.expert_file import ExpertDemonstrations, ExpertFileError, load_expert_file
+from bco_lightning.data.expert_file import ExpertDemonstrations, load_expert_file
+from bco_lightning.errors import ExpertFileError
 
 KEYS = ["observations", "episode_lengths", "episode_returns", "env_id", "actions", "other"]
 DTYPES = st.sampled_from([np.float32, np.float64, np.int64, np.int8, np.uint8, np.bool_, np.complex64, "U3", "S2"])

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from bco_lightning.export import ExportedPolicy, export_policy
 from bco_lightning.policy import BCPolicyModule
-from conftest import CLI_ENV, run_bco, stderr_lines
+from helpers import run_bco, stderr_lines
 
 
 def box_policy() -> BCPolicyModule:
@@ -20,6 +19,37 @@ def box_policy() -> BCPolicyModule:
     policy = BCPolicyModule(obs_dim=3, action_dim=2, discrete=False, action_low=[-2.0, 0.0], action_high=[2.0, 1.0], hidden_sizes=[16])
     policy.fit_normalizers({"obs": torch.randn(100, 3) * 5 + 1, "action": torch.rand(100, 2) * torch.tensor([4.0, 1.0]) - torch.tensor([2.0, 0.0])})
     return policy
+
+
+def discrete_policy() -> BCPolicyModule:
+    torch.manual_seed(0)
+    policy = BCPolicyModule(obs_dim=3, action_dim=4, discrete=True, hidden_sizes=[16])
+    policy.fit_normalizers({"obs": torch.randn(100, 3) * 5 + 1, "action": torch.randint(0, 4, (100,))})
+    return policy
+
+
+def save_checkpoint(policy: BCPolicyModule, path: Path) -> Path:
+    """A Lightning checkpoint of `policy`, as training writes it (`checkpoints/policy-iterK.ckpt`)."""
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(policy)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.parametrize("make_policy", [box_policy, discrete_policy], ids=["box", "discrete"])
+def test_exported_file_gives_numpy_actions_without_no_grad(tmp_path: Path, make_policy) -> None:
+    """What a user does with the file: load it and call `.numpy()` on its output, with autograd on."""
+    policy = make_policy()
+    exported = export_policy(save_checkpoint(policy, tmp_path / "policy.ckpt"), tmp_path / "policy.pt")
+    obs = torch.randn(64, 3) * 20
+    assert torch.is_grad_enabled()
+    loaded = torch.jit.load(str(exported))
+    actions = loaded(obs).numpy()  # raises if the output requires grad
+    assert not loaded(obs.clone().requires_grad_(True)).requires_grad  # even for inputs that do
+    with torch.no_grad():
+        expected = policy.codec.decode(policy.net(obs)).numpy()
+    assert actions.dtype == expected.dtype and actions.shape == expected.shape
+    np.testing.assert_array_equal(actions, expected)  # bit for bit the module's own actions
 
 
 def test_exported_box_policy_decodes_like_the_module_and_stays_in_bounds() -> None:
@@ -37,7 +67,7 @@ def test_export_refuses_a_missing_checkpoint_and_keeps_an_existing_output(tmp_pa
     assert result.returncode == 2 and len(stderr_lines(result)) == 1 and "none.ckpt" in result.stderr
     mine = tmp_path / "mine.pt"
     mine.write_text("mine")
-    with pytest.raises(ValueError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="set `?overwrite`? to true"):
         export_policy(tmp_path / "any.ckpt", mine)
     assert mine.read_text() == "mine"
 
@@ -47,33 +77,3 @@ def test_evaluate_refuses_a_file_that_is_not_an_exported_policy(tmp_path: Path) 
     bad.write_text("not torchscript")
     result = run_bco(["evaluate", "--policy", str(bad), "--data.env_id", "CartPole-v1"], cwd=tmp_path)
     assert result.returncode == 2 and len(stderr_lines(result)) == 1 and "bad.pt" in result.stderr
-
-
-# Runs in a fresh interpreter where importing bco_lightning fails: the file must need torch only.
-FRESH_PROCESS_EVALUATION = """
-import sys
-sys.modules["bco_lightning"] = None  # any import of it now raises ImportError
-import gymnasium as gym, numpy as np, torch
-policy = torch.jit.load(sys.argv[1])
-episodes, seed = int(sys.argv[2]), int(sys.argv[3])
-envs = gym.make_vec("CartPole-v1", num_envs=episodes)
-obs, _ = envs.reset(seed=seed)
-returns, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
-while not done.all():
-    with torch.no_grad():
-        actions = policy(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-    assert actions.dtype == np.int64
-    obs, reward, terminated, truncated, _ = envs.step(actions)
-    returns += np.where(done, 0.0, reward)
-    done |= terminated | truncated
-print(returns.mean())
-"""
-
-
-def exported_return_in_fresh_process(policy_file: Path, episodes: int, seed: int) -> float:
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_EVALUATION, str(policy_file), str(episodes), str(seed)],
-        env=CLI_ENV, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return float(result.stdout.strip().splitlines()[-1])

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bco_lightning.data.expert_file import ExpertFileError
+from bco_lightning.errors import ExpertFileError
 from bco_lightning.data.minari_source import load_minari_expert
-from conftest import CLI_ENV, run_bco
-from test_cli_errors import assert_one_line_error
+from helpers import CLI_ENV, assert_one_line_error, run_bco
 
 minari = pytest.importorskip("minari")
 from minari.data_collector import EpisodeBuffer  # noqa: E402
@@ -62,7 +61,7 @@ def test_loads_observations_actions_and_returns(minari_root):
 
 def test_refuses_other_environment_and_missing_dataset(minari_root):
     independent_cartpole_dataset("cartpole/lqr-v0", episodes=1)
-    with pytest.raises(ExpertFileError, match="recorded in CartPole-v1, but --data.env_id is Acrobot-v1"):
+    with pytest.raises(ExpertFileError, match="recorded in CartPole-v1, but the environment is Acrobot-v1"):
         load_minari_expert("minari:cartpole/lqr-v0", "Acrobot-v1")
     with pytest.raises(ExpertFileError, match="no local Minari dataset 'cartpole/other-v0'.*never downloads"):
         load_minari_expert("minari:cartpole/other-v0", "CartPole-v1")

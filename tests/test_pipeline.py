@@ -20,10 +20,10 @@ from bco_lightning.data.expert_file import save_expert_file
 from bco_lightning.data.rollouts import evaluate_policy
 from bco_lightning.demonstrators import pendulum_controller, record_episodes
 from bco_lightning.idm import IDMModule
-from bco_lightning.pipeline import EVAL_SEED_OFFSET, BCORun, RunSettings
+from bco_lightning import seeds
+from bco_lightning.pipeline import BCORun, RunSettings
 from bco_lightning.policy import BCPolicyModule
-from conftest import SHIPPED_CARTPOLE, run_bco
-from test_export import exported_return_in_fresh_process
+from helpers import SHIPPED_CARTPOLE, exported_return_in_fresh_process, run_bco
 
 SUMMARY_KEYS = {
     "env_id",
@@ -216,7 +216,7 @@ def test_exported_policy_scores_the_summary_return_in_a_fresh_process(cartpole_r
     exported = tmp_path / "policy.pt"
     result = run_bco(["export", "--checkpoint", summary["policy_checkpoint"], "--output", str(exported)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    fresh = exported_return_in_fresh_process(exported, summary["eval_episodes"], EVAL_SEED_OFFSET)
+    fresh = exported_return_in_fresh_process(exported, summary["eval_episodes"], seeds.for_evaluation(0))
     assert fresh == pytest.approx(summary["eval_return_mean"], rel=0.01)
     video = tmp_path / "episode.mp4"
     evaluated = run_bco(
@@ -315,7 +315,7 @@ def test_runs_started_together_get_distinct_run_folders(tmp_path):
     versions by listing); the folder is now claimed with an atomic mkdir."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from bco_lightning.pipeline import claim_run_dir
+    from bco_lightning.run_folder import claim_run_dir
 
     (tmp_path / "CartPole-v1" / "version_3").mkdir(parents=True)
     with ThreadPoolExecutor(8) as pool:

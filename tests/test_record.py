@@ -7,8 +7,7 @@ import pytest
 
 from bco_lightning.data.expert_file import load_expert_file
 from bco_lightning.demonstrators import SCRIPTED_CONTROLLERS, record_episodes, scripted_controller
-from conftest import REPO_ROOT, run_bco
-from test_cli_errors import assert_one_line_error
+from helpers import SB3_MODELS, SHIPPED_DEMONSTRATIONS, assert_one_line_error, run_bco
 
 
 @pytest.mark.parametrize("continuous", [False, True])
@@ -27,7 +26,7 @@ def test_record_from_the_shipped_sb3_model(tmp_path):
     """`bco record --model` plays a Stable-Baselines3 policy: the shipped HalfCheetah SAC is competent."""
     pytest.importorskip("stable_baselines3")
     output = tmp_path / "cheetah.npz"
-    result = run_bco(["record", "--env_id", "HalfCheetah-v5", "--model", str(REPO_ROOT / "data" / "HalfCheetah-v5-sac.zip"),
+    result = run_bco(["record", "--env_id", "HalfCheetah-v5", "--model", str(SB3_MODELS / "HalfCheetah-v5-sac.zip"),
                       "--episodes", "1", "--output", str(output)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     demos = load_expert_file(output)
@@ -40,9 +39,9 @@ def test_record_from_the_shipped_sb3_model(tmp_path):
 
 @pytest.mark.parametrize("env_id", sorted(SCRIPTED_CONTROLLERS))
 def test_shipped_scripted_demonstrations_are_what_bco_record_makes(env_id):
-    """`bco record --env_id ID --output data/ID.npz` (seed 0) re-makes the shipped file: its first
+    """`bco record --env_id ID --output bco_lightning/demonstrations/ID.npz` (seed 0) re-makes the shipped file: its first
     three episodes here, state for state, with their returns."""
-    shipped = load_expert_file(REPO_ROOT / "data" / f"{env_id}.npz")
+    shipped = load_expert_file(SHIPPED_DEMONSTRATIONS / f"{env_id}.npz")
     recorded = record_episodes(env_id, scripted_controller(env_id), episodes=3, seed=0)
     np.testing.assert_array_equal(recorded.episode_lengths, shipped.episode_lengths[:3])
     np.testing.assert_allclose(recorded.observations, shipped.observations[: recorded.observations.shape[0]], rtol=1e-6, atol=1e-6)

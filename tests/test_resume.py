@@ -12,25 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CLI_ENV, bco_console_script, run_bco, stderr_lines
-
-# Keys that name places or time, not results (history entries carry their unit's wall_seconds too).
-VOLATILE = {"wall_seconds", "wall_seconds_all_sittings", "log_dir", "idm_checkpoint", "policy_checkpoint"}
-
-
-def small_run_args(expert: Path, summary: Path) -> list[str]:
-    return [
-        "run", "--data.expert_path", str(expert), "--data.pre_demo_steps", "3000",
-        "--alpha", "0.1", "--iterations", "3", "--stop_score", "null", "--eval_episodes", "4",
-        "--idm_max_epochs", "4", "--policy_max_epochs", "4", "--seed_everything", "3",
-        "--summary_path", str(summary),
-    ]
-
-
-def stable(summary_path: Path) -> dict:
-    summary = json.loads(summary_path.read_text())
-    summary["history"] = [{k: v for k, v in entry.items() if k != "wall_seconds"} for entry in summary["history"]]
-    return {k: v for k, v in summary.items() if k not in VOLATILE}
+from helpers import CLI_ENV, bco_console_script, run_bco, small_run_args, stable, stderr_lines
 
 
 def test_same_seed_gives_identical_summaries(tmp_path: Path, cartpole_file: Path) -> None:

@@ -6,7 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from bco_lightning.data.rollouts import RolloutError, Transitions, collect_transitions, evaluate_policy
+from bco_lightning.errors import RolloutError
+from bco_lightning.data.rollouts import Transitions, collect_transitions, evaluate_policy
 from bco_lightning.demonstrators import cartpole_controller
 
 TAU = 0.02  # CartPole's Euler step: x' = x + tau * x_dot, theta' = theta + tau * theta_dot

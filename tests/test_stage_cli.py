@@ -10,7 +10,7 @@ import pytest
 from bco_lightning.data.expert_file import load_expert_file
 from bco_lightning.idm import IDMModule
 from bco_lightning.policy import BCPolicyModule
-from conftest import assert_names_problem, run_bco, stderr_lines
+from helpers import SHIPPED_CARTPOLE, assert_names_problem, run_bco, stderr_lines
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu"]
 
@@ -55,7 +55,7 @@ def test_fit_idm_writes_a_checkpoint_with_linked_shapes(stage_dir, idm_checkpoin
     assert bool(idm.net.obs_normalizer.fitted)
     assert (idm_checkpoint.parents[1] / "config.yaml").is_file()
     # two epochs are enough for CartPole's inverse dynamics: it labels the shipped file correctly
-    expert = load_expert_file(Path(__file__).resolve().parents[1] / "data" / "CartPole-v1.npz")
+    expert = load_expert_file(SHIPPED_CARTPOLE)
     labels = idm.label(expert.observations, expert.pair_indices())
     assert np.mean(labels == expert.actions) > 0.9
 

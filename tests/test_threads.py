@@ -10,8 +10,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bco_lightning.threads import ThreadCountChooser, candidate_counts, free_cores
-from conftest import CLI_ENV, run_bco
-from test_resume import small_run_args, stable
+from helpers import CLI_ENV, run_bco, small_run_args, stable
 
 
 def run_steps(chooser: ThreadCountChooser, ms_per_count: dict[int, float], steps: int, now: float) -> list[int]:

@@ -21,27 +21,16 @@ from torch import Tensor
 from bco_lightning.data.expert_file import ExpertDemonstrations, check_matches_env, load_expert_file
 from bco_lightning.data.minari_source import is_minari_source, load_minari_expert
 from bco_lightning.data.rollouts import Policy, Transitions, collect_transitions
-from bco_lightning.distributed import RANK_SEED_STRIDE, gather_shares, share
-from bco_lightning.envs import ConfigError, EnvSpec, describe_env
+from bco_lightning import seeds
+from bco_lightning.distributed import gather_shares, share
+from bco_lightning.envs import EnvSpec, describe_env
+from bco_lightning.errors import SettingError
+from bco_lightning.resources import resolve_expert_path
 
 Stage = Literal["idm", "policy"]
 PolicyFactory = Callable[[int], Policy]
 """Makes the exploration policy of one rank (its argument), e.g. with a rank-specific seed."""
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 MAX_NORMALIZATION_SAMPLES = 1_000_000
-
-
-def resolve_expert_path(expert_path: str) -> Path | str:
-    """A relative path is read from the working directory, else from the repository's `data/`;
-    `minari:DATASET_ID` stays as it is."""
-    if is_minari_source(expert_path):
-        return expert_path
-    path = Path(expert_path)
-    if not path.is_absolute() and not path.exists() and path.parts and path.parts[0] == "data":
-        shipped = REPO_DATA.joinpath(*path.parts[1:])
-        if shipped.exists():
-            return shipped
-    return path
 
 
 @dataclass(frozen=True)
@@ -188,20 +177,17 @@ class BCODataModule(pl.LightningDataModule):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if pre_demo_steps is not None and pre_demo_steps < 1:
-            raise ConfigError(f"--data.pre_demo_steps must be >= 1, got {pre_demo_steps}")
+        at_least_one = {"pre_demo_steps": pre_demo_steps, "batch_size": batch_size, "num_envs": num_envs}
+        at_least_one |= {"batches_per_step": batches_per_step, "max_expert_episodes": max_expert_episodes}
+        for name, value in at_least_one.items():
+            if value is not None and value < 1:
+                raise SettingError(f"`{name}` must be >= 1, got {value}", owner="BCODataModule")
         if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"--data.val_fraction must be in (0, 1), got {val_fraction}")
-        if batch_size < 1 or num_envs < 1:
-            raise ConfigError(f"--data.batch_size and --data.num_envs must be >= 1, got {batch_size}, {num_envs}")
-        if batches_per_step < 1:
-            raise ConfigError(f"--data.batches_per_step must be >= 1, got {batches_per_step}")
-        if max_expert_episodes is not None and max_expert_episodes < 1:
-            raise ConfigError(f"--data.max_expert_episodes must be >= 1, got {max_expert_episodes}")
+            raise SettingError(f"`val_fraction` must be in (0, 1), got {val_fraction}", owner="BCODataModule")
         self.save_hyperparameters()
         self.env_id = env_id
         self.env_kwargs = env_kwargs or {}
-        self.expert_path = resolve_expert_path(expert_path)
+        self.expert_path: Path | str = expert_path if is_minari_source(expert_path) else resolve_expert_path(expert_path)
         self.num_envs = num_envs
         self.val_fraction = val_fraction
         self.batch_size = batch_size
@@ -211,6 +197,8 @@ class BCODataModule(pl.LightningDataModule):
         self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else seed
         self.spec: EnvSpec = describe_env(env_id, self.env_kwargs)
         self.pre_demo_steps = pre_demo_steps or default_pre_demo_steps(self.spec)
+        # Which model the next fit trains, so which data it serves: whoever drives the fit sets it
+        # (`BCORun`, `bco fit`, or a user's own loop), to a model's `data_stage`.
         self.stage: Stage = "idm"
         self.interaction: Transitions | None = None
         self.expert_labels: np.ndarray | None = None
@@ -259,7 +247,7 @@ class BCODataModule(pl.LightningDataModule):
 
         def my_share() -> Transitions:
             explore = None if policy is None else policy(rank)
-            rank_seed = seed + RANK_SEED_STRIDE * rank
+            rank_seed = seeds.for_rank(seed, rank)
             bar = f"collect {steps:,} steps" if self.show_progress and rank == 0 else None
             return collect_transitions(self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs, bar)
 
@@ -267,8 +255,14 @@ class BCODataModule(pl.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         self.expert  # fail early on a bad file
-        if self.trainer is not None:
-            self.stage = getattr(self.trainer.lightning_module, "data_stage", self.stage)
+        model_stage = getattr(self.trainer.lightning_module, "data_stage", None) if self.trainer is not None else None
+        if model_stage is not None and model_stage != self.stage:
+            # Never serve one model the other's data: refuse, rather than guess for the caller.
+            raise SettingError(
+                f"the datamodule serves {self.stage!r} data but the model trains on {model_stage!r} data: "
+                f"set the datamodule's `stage` to {model_stage!r} before this fit",
+                owner="BCODataModule",
+            )
         if self.stage == "idm" and self.interaction is None and self.pending_collection is None:
             self.request_collection(self.pre_demo_steps, self.seed)
         if self.stage == "idm" and self.pending_collection is not None:
@@ -280,9 +274,10 @@ class BCODataModule(pl.LightningDataModule):
 
     def _label_from_checkpoint(self) -> None:
         if self.idm_checkpoint is None:
-            raise ConfigError(
-                "the policy stage needs labelled expert states: pass --data.idm_checkpoint IDM.ckpt "
-                "(or run the whole pipeline with `bco run`)"
+            raise SettingError(
+                "the policy stage needs labelled expert states: set `idm_checkpoint` to an IDM checkpoint "
+                "(or run the whole pipeline with `bco run`)",
+                owner="BCODataModule",
             )
         from bco_lightning.idm import IDMModule
 
@@ -294,7 +289,7 @@ class BCODataModule(pl.LightningDataModule):
         return max(1, int(round(size * self.val_fraction)))
 
     def _split(self, size: int) -> tuple[Tensor, Tensor]:
-        order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed + 1))
+        order = torch.randperm(size, generator=torch.Generator().manual_seed(seeds.for_split(self.seed)))
         num_val = self._num_val(size)
         return order[num_val:], order[:num_val]
 
@@ -329,7 +324,7 @@ class BCODataModule(pl.LightningDataModule):
         holds the current stage's training labels. Beyond `max_samples` rows, a seeded random
         subset stands in for each, so that memory stays bounded on huge interaction sets.
         """
-        generator = torch.Generator().manual_seed(self.seed + 2)
+        generator = torch.Generator().manual_seed(seeds.for_normalization(self.seed))
 
         def at_most(rows: Tensor, count: int) -> Tensor:
             return rows if len(rows) <= count else rows[torch.randperm(len(rows), generator=generator)[:count]]

@@ -15,21 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from bco_lightning.atomic import atomic_write
+from bco_lightning.errors import ExpertFileError, refuse_to_overwrite
 
 REQUIRED_KEYS = ("observations", "episode_lengths")
 OPTIONAL_KEYS = ("episode_returns", "env_id", "actions")
 # A zip member larger than this is refused before it is read, so that a corrupt or hostile header
 # cannot make the loader allocate without bound.
 MAX_MEMBER_BYTES = 4 * 1024**3
-
-
-class ExpertFileError(ValueError):
-    """An expert file that breaks the format; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -243,8 +235,7 @@ def check_matches_env(demos: ExpertDemonstrations, path: str | os.PathLike, obs_
 def save_expert_file(path: str | os.PathLike, demos: ExpertDemonstrations, overwrite: bool = False) -> Path:
     """Write `demos` to `path` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    refuse_to_overwrite(path, overwrite)
     arrays: dict[str, np.ndarray] = {
         "observations": demos.observations,
         "episode_lengths": demos.episode_lengths.astype(np.int64),

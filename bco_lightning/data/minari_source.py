@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from bco_lightning.data.expert_file import ExpertDemonstrations, ExpertFileError
+from bco_lightning.data.expert_file import ExpertDemonstrations
 from bco_lightning.demonstrators import play_episodes
-from bco_lightning.envs import ConfigError, make_env
+from bco_lightning.envs import make_env
+from bco_lightning.errors import ConfigError, ExpertFileError
 
 MINARI_PREFIX = "minari:"
 
@@ -59,7 +60,7 @@ def load_minari_expert(source: str, env_id: str) -> ExpertDemonstrations:
         raise ExpertFileError(source, f"not a readable Minari dataset ({type(error).__name__}: {error})") from None
     recorded_env = dataset.env_spec.id if dataset.env_spec is not None else None
     if recorded_env is not None and recorded_env != env_id:
-        raise ExpertFileError(source, f"recorded in {recorded_env}, but --data.env_id is {env_id}")
+        raise ExpertFileError(source, f"recorded in {recorded_env}, but the environment is {env_id}")
     observations, actions, lengths, returns = [], [], [], []
     for episode in dataset.iterate_episodes():
         obs = episode.observations

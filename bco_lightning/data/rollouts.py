@@ -15,13 +15,10 @@ import numpy as np
 from tqdm import tqdm
 
 from bco_lightning.envs import make_vector_env
+from bco_lightning.errors import RolloutError
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """Maps a batch of observations `(n, obs_dim)` float32 to a batch of environment actions."""
-
-
-class RolloutError(RuntimeError):
-    """The environment misbehaved (raised, or returned non-finite observations) during a rollout."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
     python benchmarks/demonstrators/record_sb3.py --model benchmarks/demonstrators/runs/HalfCheetah-v5/model.zip \
         --env_id HalfCheetah-v5 --episodes 25 --seed 0 \
-        --out data/HalfCheetah-v5.npz --copy_model_to data/HalfCheetah-v5-sac.zip
+        --out bco_lightning/demonstrations/HalfCheetah-v5.npz \
+        --copy_model_to benchmarks/demonstrators/models/HalfCheetah-v5-sac.zip
 
 The policy acts deterministically; episode i resets with seed + i (see `record_episodes`).
 Needs `pip install stable-baselines3` (not a dependency of bco_lightning).
@@ -32,15 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algo", choices=sorted(ALGOS), default="sac")
     parser.add_argument("--episodes", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="expert state file (default data/<env_id>.npz)")
-    parser.add_argument("--copy_model_to", default=None, help="also copy the model zip here (e.g. data/<env_id>-sac.zip)")
+    parser.add_argument("--out", default=None, help="expert state file (default bco_lightning/demonstrations/<env_id>.npz)")
+    parser.add_argument("--copy_model_to", default=None, help="also copy the model zip here (e.g. benchmarks/demonstrators/models/<env_id>-sac.zip)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     root = Path(__file__).resolve().parents[2]
-    out = Path(args.out) if args.out else root / "data" / f"{args.env_id}.npz"
+    out = Path(args.out) if args.out else root / "bco_lightning" / "demonstrations" / f"{args.env_id}.npz"
     model = ALGOS[args.algo].load(args.model, device="cpu")
     demos = record_episodes(args.env_id, lambda obs: model.predict(obs, deterministic=True)[0], args.episodes, args.seed)
     path = save_expert_file(out, demos, overwrite=args.overwrite)

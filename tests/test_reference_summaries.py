@@ -1,0 +1,60 @@
+"""The refactored loop computes what the loop before it computed, to the last bit.
+
+`tests/reference/*.json` are the summaries of two runs made before `BCORun` was split into its
+collaborators (same machine, torch 2.13.0 CPU build): the default job and a 3-iteration Pendulum
+run. Everything but wall times and paths must match exactly. Floating point on another CPU type
+may differ in the last bits; then regenerate the references from a commit known to be right with
+the commands in `REFERENCE_RUNS`, never from the change under test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+REFERENCE_RUNS = {
+    "default_job.json": [],
+    "pendulum_3_iterations.json": ["--config", "pendulum.yaml", "--iterations", "3"],
+}
+# Wall times differ from run to run and paths from folder to folder; nothing else may.
+VOLATILE_KEYS = {"wall_seconds", "wall_seconds_all_sittings", "log_dir", "idm_checkpoint", "policy_checkpoint"}
+
+
+def without_volatile(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: without_volatile(item) for key, item in value.items() if key not in VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [without_volatile(item) for item in value]
+    return value
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reference", sorted(REFERENCE_RUNS))
+def test_summary_is_bit_identical_to_the_reference(reference: str, tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    command = [sys.executable, "-m", "bco_lightning.cli", "run", *REFERENCE_RUNS[reference], "--summary_path", str(summary_path), "--quiet", "true"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = without_volatile(json.loads((REFERENCE_DIR / reference).read_text()))
+    actual = without_volatile(json.loads(summary_path.read_text()))
+    differing = [key for key in expected if expected[key] != actual.get(key)]
+    assert not differing and expected == actual, f"{reference}: keys that differ: {differing}"
+
+
+def test_the_comparison_notices_a_changed_bit() -> None:
+    """A summary that differs in one history value, but not in wall times or paths, is caught."""
+    reference = json.loads((REFERENCE_DIR / "default_job.json").read_text())
+    changed = json.loads(json.dumps(reference))
+    changed["wall_seconds"] += 1.0
+    changed["log_dir"] = "/elsewhere"
+    assert without_volatile(changed) == without_volatile(reference)
+    changed["history"][0]["val/loss"] = math.nextafter(reference["history"][0]["val/loss"], math.inf)
+    assert without_volatile(changed) != without_volatile(reference)

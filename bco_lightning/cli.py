@@ -164,13 +164,19 @@ def record_parser() -> ArgumentParser:
     parser.add_argument("--output", type=str, required=True, help="the .npz file to write, or the Minari dataset id with --format minari")
     parser.add_argument("--format", type=Literal["npz", "minari"], default="npz", help="an expert state file, or a local Minari dataset (needs the minari extra)")
     parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing .npz file (Minari datasets are never replaced)")
+    parser.add_argument("--observation", type=Literal["state", "pixels"], default="state", help="state vectors, or the camera frames the environment renders (uint8; the controller still acts on the state)")
+    parser.add_argument("--image_size", type=int, default=64, help="with --observation pixels: frames are resized to this square size")
+    parser.add_argument("--grayscale", type=bool, default=False, help="with --observation pixels: one channel instead of RGB")
     return parser
 
 
 def record_command(argv: list[str]) -> None:
-    from bco_lightning.demonstrators import record_episodes, sb3_controller, scripted_controller
+    from bco_lightning.demonstrators import FrameRecording, record_episodes, sb3_controller, scripted_controller
 
     cfg = record_parser().parse_args(argv)
+    frames = FrameRecording(cfg.image_size, cfg.grayscale) if cfg.observation == "pixels" else None
+    if frames is not None and cfg.format == "minari":
+        raise SettingError("`observation` pixels writes .npz frame files; Minari recordings of frames are not supported yet")
     controller = sb3_controller(cfg.model, cfg.algo) if cfg.model else scripted_controller(cfg.env_id, cfg.env_kwargs)
     if cfg.format == "minari":
         from bco_lightning.data.minari_source import record_minari
@@ -180,11 +186,15 @@ def record_command(argv: list[str]) -> None:
         return
     output = Path(cfg.output)
     refuse_to_overwrite(output, cfg.overwrite)
-    demos = record_episodes(cfg.env_id, controller, cfg.episodes, cfg.seed, cfg.env_kwargs)
+    demos = record_episodes(cfg.env_id, controller, cfg.episodes, cfg.seed, cfg.env_kwargs, frames)
     save_expert_file(output, demos, overwrite=cfg.overwrite)
     returns = demos.episode_returns
     assert returns is not None
-    print(f"{output}: {demos.num_episodes} episodes of {cfg.env_id}, {demos.num_transitions} transitions, return {returns.mean():.1f} +- {returns.std():.1f}")
+    kind = f", frames {'x'.join(map(str, demos.obs_shape))} uint8" if frames is not None else ""
+    print(
+        f"{output}: {demos.num_episodes} episodes of {cfg.env_id}, {demos.num_transitions} transitions{kind}, "
+        f"return {returns.mean():.1f} +- {returns.std():.1f}"
+    )
 
 
 class StageCLI(LightningCLI):

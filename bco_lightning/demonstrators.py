@@ -139,7 +139,8 @@ def sb3_controller(model_path: str, algo: str) -> Controller:
 
 @dataclass(frozen=True)
 class Episode:
-    """One played episode: `observations` holds the first and the last, `actions` one per step."""
+    """One played episode: `observations` holds the first and the last, `actions` one per step;
+    `frames`, when recorded, one camera frame per observation."""
 
     observations: np.ndarray
     actions: np.ndarray
@@ -147,17 +148,44 @@ class Episode:
     total_reward: float
     terminated: bool
     seed: int
+    frames: np.ndarray | None = None
 
 
-def play_episodes(env_id: str, controller: Controller, episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> Iterator[Episode]:
-    """Run `controller` for `episodes` seeded episodes (episode i resets with seed + i)."""
+@dataclass(frozen=True)
+class FrameRecording:
+    """Record what the environment's camera shows (`render()`), resized with `resize_frames` to
+    `image_size` x `image_size`, grayscale or RGB, instead of its state vectors."""
+
+    image_size: int = 64
+    grayscale: bool = False
+
+
+def play_episodes(
+    env_id: str,
+    controller: Controller,
+    episodes: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    frames: FrameRecording | None = None,
+) -> Iterator[Episode]:
+    """Run `controller` for `episodes` seeded episodes (episode i resets with seed + i).
+
+    The controller always acts on the privileged state; with `frames`, each episode also carries
+    the frame of every observation, which is all a pixel recording keeps.
+    """
     if episodes < 1:
         raise SettingError(f"`episodes` must be >= 1, got {episodes}")
-    env = make_env(env_id, env_kwargs)
+    if frames is None:
+        env = make_env(env_id, env_kwargs)
+    else:
+        from bco_lightning.video import make_rendering_env
+
+        env = make_rendering_env(env_id, env_kwargs)
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
             observations, actions, rewards, total = [obs], [], [], 0.0
+            shown = [] if frames is None else [_frame(env, env_id, frames)]
             terminated = truncated = False
             while not (terminated or truncated):
                 action = controller(obs)
@@ -166,16 +194,41 @@ def play_episodes(env_id: str, controller: Controller, episodes: int, seed: int,
                 actions.append(action)
                 rewards.append(float(reward))
                 total += float(reward)
-            yield Episode(np.asarray(observations), np.asarray(actions), np.asarray(rewards), total, bool(terminated), seed + episode)
+                if frames is not None:
+                    shown.append(_frame(env, env_id, frames))
+            yield Episode(
+                np.asarray(observations), np.asarray(actions), np.asarray(rewards), total, bool(terminated), seed + episode,
+                np.concatenate(shown) if shown else None,
+            )
     finally:
         env.close()
 
 
-def record_episodes(env_id: str, controller: Controller, episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> ExpertDemonstrations:
-    """The state-only demonstrations of `play_episodes`, with returns and diagnostic actions."""
-    played = list(play_episodes(env_id, controller, episodes, seed, env_kwargs))
+def _frame(env: Any, env_id: str, frames: FrameRecording) -> np.ndarray:
+    """The current frame as `(1, S, S[, 3])` uint8, through the package's one resize."""
+    from bco_lightning.data.frames import resize_frames
+    from bco_lightning.video import render_frame
+
+    return resize_frames(render_frame(env, env_id)[None], frames.image_size, frames.grayscale)
+
+
+def record_episodes(
+    env_id: str,
+    controller: Controller,
+    episodes: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    frames: FrameRecording | None = None,
+) -> ExpertDemonstrations:
+    """The state-only demonstrations of `play_episodes`, with returns and diagnostic actions; with
+    `frames`, the observations are the camera frames (uint8) and no state vector is kept."""
+    played = list(play_episodes(env_id, controller, episodes, seed, env_kwargs, frames))
+    if frames is None:
+        observations = np.concatenate([e.observations for e in played]).astype(np.float32)
+    else:
+        observations = np.concatenate([e.frames for e in played if e.frames is not None])
     return ExpertDemonstrations(
-        observations=np.concatenate([e.observations for e in played]).astype(np.float32),
+        observations=observations,
         episode_lengths=np.asarray([len(e.observations) for e in played], dtype=np.int64),
         episode_returns=np.asarray([e.total_reward for e in played], dtype=np.float64),
         env_id=env_id,

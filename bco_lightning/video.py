@@ -26,6 +26,29 @@ MAX_WIDTH = 320
 
 def record_frames(env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy, seed: int) -> tuple[np.ndarray, float]:
     """Frames `(N, H, W, 3)` uint8 of one episode of `policy` (reset with `seed`), and their fps."""
+    env = make_rendering_env(env_id, env_kwargs)
+    try:
+        limit = env.spec.max_episode_steps if env.spec is not None and env.spec.max_episode_steps else 1000
+        stride = max(1, math.ceil(limit / MAX_FRAMES))
+        fps = float(env.metadata.get("render_fps") or 30) / stride
+        obs, _ = env.reset(seed=seed)
+        frames, step, done = [], 0, False
+        while True:
+            if step % stride == 0 or done:
+                frames.append(_downscaled(render_frame(env, env_id)))
+            if done:
+                break
+            obs, _, terminated, truncated, _ = env.step(policy(np.asarray(obs, dtype=np.float32)[None])[0])
+            done = terminated or truncated
+            step += 1
+        return np.stack(frames), fps
+    finally:
+        env.close()
+
+
+def make_rendering_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> Any:
+    """`gym.make(env_id, render_mode="rgb_array")`, headless where there is no display (pygame's
+    dummy video driver, MuJoCo on EGL), MuJoCo at most `MAX_WIDTH` wide; `RenderError` if it cannot."""
     import gymnasium as gym
 
     if not os.environ.get("DISPLAY"):
@@ -35,26 +58,9 @@ def record_frames(env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy
     if "mujoco" in _entry_point(env_id):
         size = {"width": MAX_WIDTH, "height": MAX_WIDTH * 3 // 4}  # render small: EGL may be software
     try:
-        env = gym.make(env_id, render_mode="rgb_array", **size, **(env_kwargs or {}))
+        return gym.make(env_id, render_mode="rgb_array", **size, **(env_kwargs or {}))
     except Exception as error:
         raise RenderError(f"{env_id} cannot render rgb_array frames ({type(error).__name__}: {error})") from None
-    try:
-        limit = env.spec.max_episode_steps if env.spec is not None and env.spec.max_episode_steps else 1000
-        stride = max(1, math.ceil(limit / MAX_FRAMES))
-        fps = float(env.metadata.get("render_fps") or 30) / stride
-        obs, _ = env.reset(seed=seed)
-        frames, step, done = [], 0, False
-        while True:
-            if step % stride == 0 or done:
-                frames.append(_downscaled(_render(env, env_id)))
-            if done:
-                break
-            obs, _, terminated, truncated, _ = env.step(policy(np.asarray(obs, dtype=np.float32)[None])[0])
-            done = terminated or truncated
-            step += 1
-        return np.stack(frames), fps
-    finally:
-        env.close()
 
 
 def _entry_point(env_id: str) -> str:
@@ -67,7 +73,8 @@ def _entry_point(env_id: str) -> str:
         return ""
 
 
-def _render(env: Any, env_id: str) -> np.ndarray:
+def render_frame(env: Any, env_id: str) -> np.ndarray:
+    """The environment's current `rgb_array` frame `(H, W, 3)`; `RenderError` when it has none."""
     try:
         frame = env.render()
     except Exception as error:

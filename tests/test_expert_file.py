@@ -95,12 +95,14 @@ def test_directory_is_refused(tmp_path):
         load_expert_file(tmp_path)
 
 
-def test_observations_with_extra_dimension_do_not_match_env(tmp_path, cartpole_demos):
+def test_state_vectors_with_an_extra_dimension_are_refused(tmp_path, cartpole_demos):
+    """A 3-d observations array is a frame file, so float state vectors of shape (T, 4, 1) are
+    refused as float frames, with the shape and a pointer to the 2-d state layout."""
     path = tmp_path / "obs41.npz"
     np.savez(path, observations=cartpole_demos.observations[:, :, None], episode_lengths=cartpole_demos.episode_lengths)
     with pytest.raises(ExpertFileError) as info:
         load_for_cartpole(path)
-    assert_names_problem(str(info.value), path, ("(4, 1)", "(4,)"))
+    assert_names_problem(str(info.value), path, ("(4, 1)", "uint8", "state vectors are 2-d"))
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """The expert state file (`.npz`): its format, its validation, and writing it atomically.
 
-The format is a contract (see the README): all episodes' observations concatenated in time order,
-with `episode_lengths` counting observations (first and last included) per episode.
+The format is a contract (see docs/file-format.md): all episodes' observations concatenated in time
+order, with `episode_lengths` counting observations (first and last included) per episode. The
+observations are float state vectors `(T, obs_dim)` or uint8 camera frames `(T, H, W)` /
+`(T, H, W, 3)` (a frame file; see bco_lightning/data/frames.py for how frames are resized).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class ExpertDemonstrations:
     """State-only demonstrations, validated on construction.
 
     Attributes:
-        observations: `(T, *obs_shape)` float32, every episode's observations back to back.
+        observations: every episode's observations back to back: `(T, obs_dim)` float32 state
+            vectors, or `(T, H, W)` / `(T, H, W, 3)` uint8 frames (never copied to float here).
         episode_lengths: `(E,)` int64, observations per episode, each >= 2, summing to T.
         episode_returns: `(E,)` float64 demonstrator returns, or None.
         env_id: the gymnasium id the file was recorded in, or None.
@@ -58,6 +61,11 @@ class ExpertDemonstrations:
     @property
     def obs_shape(self) -> tuple[int, ...]:
         return tuple(self.observations.shape[1:])
+
+    @property
+    def is_frames(self) -> bool:
+        """True for a frame file (uint8 `(T, H, W)` or `(T, H, W, 3)`), False for state vectors."""
+        return self.observations.ndim >= 3
 
     @property
     def demonstrator_return(self) -> float | None:
@@ -91,11 +99,20 @@ def _format_problems(demos: ExpertDemonstrations) -> str:
     obs, lengths = demos.observations, demos.episode_lengths
     if obs.ndim < 2:
         return f"'observations' must have shape (T, *obs_shape), got shape {obs.shape}"
+    if obs.ndim > 4:
+        return (
+            f"'observations' has {obs.ndim} dimensions (shape {obs.shape}): expected (T, obs_dim) "
+            "state vectors or (T, H, W) / (T, H, W, 3) frames"
+        )
     if obs.shape[0] == 0:
         return "'observations' is empty: expected at least one episode of 2 or more observations"
-    if not np.issubdtype(obs.dtype, np.floating):
+    if obs.ndim >= 3:
+        problem = _frame_problems(obs)
+        if problem:
+            return problem
+    elif not np.issubdtype(obs.dtype, np.floating):
         return f"'observations' must be a float array, got dtype {obs.dtype}"
-    if not np.all(np.isfinite(obs)):
+    elif not np.all(np.isfinite(obs)):
         bad = int(np.argmax(~np.isfinite(obs).reshape(obs.shape[0], -1).all(axis=1)))
         return f"'observations' holds NaN or inf (first at row {bad}): expected finite values"
     if lengths.ndim != 1 or lengths.shape[0] == 0:
@@ -140,6 +157,32 @@ def _format_problems(demos: ExpertDemonstrations) -> str:
         if np.issubdtype(actions.dtype, np.floating) and not np.all(np.isfinite(actions)):
             return "'actions' holds NaN or inf: expected finite values"
     return ""
+
+
+def _frame_problems(obs: np.ndarray) -> str:
+    """How frame observations (ndim 3 or 4, T >= 1) break the frame contract, as a phrase; ''."""
+    frame_shape = tuple(obs.shape[1:])
+    if obs.shape[1] == 0 or obs.shape[2] == 0:
+        return f"'observations' are frames of shape {frame_shape}: frame height and width must be >= 1"
+    if obs.ndim == 4 and obs.shape[3] != 3:
+        return (
+            f"'observations' are frames of shape {frame_shape} with {obs.shape[3]} channels: "
+            "expected (T, H, W) gray or (T, H, W, 3) RGB frames"
+        )
+    if obs.dtype == np.uint8:
+        return ""
+    found = f"{obs.dtype} frames of shape {frame_shape}"
+    if np.issubdtype(obs.dtype, np.floating) and not np.all(np.isfinite(obs)):
+        found += " holding NaN or inf"
+    elif np.issubdtype(obs.dtype, np.floating) or np.issubdtype(obs.dtype, np.integer):
+        low, high = obs.min(), obs.max()
+        found += f" with values in [{str(low)}, {str(high)}]"
+        if low < 0 or high > 255:
+            found += ", out of 0..255"
+    return (
+        f"'observations' are {found}; expected uint8 frames 0..255 (frames must be uint8; "
+        "state vectors are 2-d, (T, obs_dim))"
+    )
 
 
 def _read_member(archive: zipfile.ZipFile, name: str) -> np.ndarray:
@@ -209,7 +252,9 @@ def load_expert_file(path: str | os.PathLike) -> ExpertDemonstrations:
             raise ExpertFileError(path, f"'env_id' must be a 0-d string, got {env_id.dtype} {env_id.shape}")
         env_id = str(env_id)
     observations = arrays["observations"]
-    if np.issubdtype(observations.dtype, np.floating):
+    # State vectors train as float32. Frames (ndim >= 3) are never cast: uint8 stays uint8 (no float
+    # copy), and a float frame array is refused below naming the dtype the file really holds.
+    if observations.ndim <= 2 and np.issubdtype(observations.dtype, np.floating):
         observations = observations.astype(np.float32, copy=False)
     try:
         return ExpertDemonstrations(
@@ -225,6 +270,12 @@ def load_expert_file(path: str | os.PathLike) -> ExpertDemonstrations:
 
 def check_matches_env(demos: ExpertDemonstrations, path: str | os.PathLike, obs_shape: tuple[int, ...], env_id: str) -> None:
     """Refuse a file whose observations cannot come from the environment `env_id`."""
+    if demos.is_frames and len(obs_shape) == 1:
+        raise ExpertFileError(
+            path,
+            f"holds camera frames {demos.obs_shape}, but {env_id} is learnt from its state vectors {tuple(obs_shape)}: "
+            "learning from frames (pixel observations) is not available yet",
+        )
     if demos.obs_shape != tuple(obs_shape):
         raise ExpertFileError(
             path,

@@ -119,16 +119,15 @@ class RunFolder:
     def save_interaction(self, interaction: Transitions) -> None:
         if not is_rank_zero():
             return
-        atomic_write(
-            self.state_dir / "interaction.npz",
-            lambda handle: np.savez(
-                handle,
-                observations=interaction.observations,
-                actions=interaction.actions,
-                obs_index=interaction.obs_index,
-                next_index=interaction.next_index,
-            ),
-        )
+        arrays = {
+            "observations": interaction.observations,
+            "actions": interaction.actions,
+            "obs_index": interaction.obs_index,
+            "next_index": interaction.next_index,
+        }
+        if interaction.previous_row is not None:  # frames: the links their stacks are gathered by
+            arrays["previous_row"] = interaction.previous_row
+        atomic_write(self.state_dir / "interaction.npz", lambda handle: np.savez(handle, **arrays))
 
     def save_weights(self, module: torch.nn.Module, name: str) -> None:
         if is_rank_zero():
@@ -158,7 +157,8 @@ class RunFolder:
         if not (self.progress.completed and path.exists()):
             return None
         with np.load(path) as saved:
-            return Transitions(saved["observations"], saved["actions"], saved["obs_index"], saved["next_index"])
+            previous_row = saved["previous_row"] if "previous_row" in saved.files else None
+            return Transitions(saved["observations"], saved["actions"], saved["obs_index"], saved["next_index"], previous_row)
 
     def saved_labels(self) -> np.ndarray | None:
         """The expert labels the last committed policy unit trained on (None before any)."""

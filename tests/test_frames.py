@@ -274,3 +274,13 @@ def test_bad_frame_file_is_refused_naming_file_and_problem(tmp_path: Path, kind)
 def test_container_refuses_float_frames_too():
     with pytest.raises(ValueError, match="must be uint8"):
         ExpertDemonstrations(np.zeros((4, 8, 8), np.float32), np.array([2, 2]))
+
+
+def test_stack_index_over_previous_row_links_equals_stack_rows():
+    """The link walk gathers the same stacks as `stack_rows` for episodes stored back to back."""
+    from bco_lightning.data.frames import previous_rows, stack_index
+
+    lengths = np.array([3, 1, 5, 2])
+    for frame_stack in (1, 2, 4):
+        rows = np.arange(int(lengths.sum()))
+        np.testing.assert_array_equal(stack_index(rows, previous_rows(lengths), frame_stack), stack_rows(lengths, frame_stack))

@@ -108,3 +108,78 @@ def test_an_environment_without_frames_is_refused_in_one_line() -> None:
 def test_bad_pixel_settings_are_refused() -> None:
     with pytest.raises(SettingError, match="frame_stack"):
         PixelSettings(frame_stack=0)
+
+
+def test_collected_frames_are_stored_once_and_their_stacks_are_what_the_policy_saw() -> None:
+    """Pixel interaction stores each frame once (the newest of each stack) with a link to the frame
+    before it; following the links gives back, for every transition, the very stacks (s and s')
+    the sub-environments showed, across autoresets and without mixing sub-envs or episodes."""
+    from bco_lightning.data.frames import stack_index
+    from bco_lightning.data.rollouts import collect_transitions
+
+    pixels = PixelSettings(image_size=16, grayscale=True, frame_stack=3)
+    seen: list[np.ndarray] = []
+
+    def policy(stacks: np.ndarray) -> np.ndarray:
+        seen.append(stacks.copy())
+        return (stacks.reshape(len(stacks), -1).sum(axis=1) % 2).astype(np.int64)  # depends on what it sees
+
+    num_envs, steps = 3, 150  # CartPole episodes under this policy are short: several autoresets
+    transitions = collect_transitions("CartPole-v1", None, steps, seed=5, policy=policy, num_envs=num_envs, pixels=pixels)
+    assert transitions.observations.shape[1:] == (16, 16) and transitions.observations.dtype == np.uint8
+    assert transitions.previous_row is not None and len(transitions.previous_row) == len(transitions.observations)
+    shown = np.concatenate(seen)  # row t * num_envs + e: what sub-env e showed before step t
+    stacks = transitions.observations[stack_index(np.arange(len(shown)), transitions.previous_row, 3)]
+    np.testing.assert_array_equal(stacks, shown)
+    starts = np.flatnonzero(transitions.previous_row == np.arange(len(transitions.previous_row)))
+    assert len(starts) > num_envs  # episodes ended and restarted during the collection
+    assert np.all((transitions.previous_row % num_envs) == (np.arange(len(transitions.previous_row)) % num_envs))
+
+
+def test_a_batch_of_frame_transitions_gathers_its_stacks_by_index() -> None:
+    """`ExampleTable` over stored frames and their stack rows serves (B, stack, H, W) uint8 batches:
+    s and s' as the environment showed them, with no stack ever stored."""
+    import torch
+
+    from bco_lightning.data.datamodule import ExampleTable
+    from bco_lightning.data.frames import stack_index
+    from bco_lightning.data.rollouts import collect_transitions
+
+    pixels = PixelSettings(image_size=16, grayscale=True, frame_stack=2)
+    seen: list[np.ndarray] = []
+
+    def policy(stacks: np.ndarray) -> np.ndarray:
+        seen.append(stacks.copy())
+        return np.zeros(len(stacks), dtype=np.int64)
+
+    transitions = collect_transitions("CartPole-v1", None, 60, seed=1, policy=policy, num_envs=2, pixels=pixels)
+    assert transitions.previous_row is not None
+    rows = np.arange(len(transitions.observations))
+    table = ExampleTable(
+        torch.from_numpy(transitions.observations),
+        torch.from_numpy(transitions.obs_index),
+        torch.from_numpy(transitions.next_index),
+        torch.from_numpy(transitions.actions),
+        torch.from_numpy(stack_index(rows, transitions.previous_row, 2)),
+    )
+    batch = table.batch(torch.arange(len(table)))
+    shown = np.concatenate(seen)
+    assert batch["obs"].shape == (60, 2, 16, 16) and batch["obs"].dtype == torch.uint8
+    np.testing.assert_array_equal(batch["obs"].numpy(), shown[transitions.obs_index])
+    inside = transitions.next_index < len(shown)  # the last step's s' was never shown to the policy
+    np.testing.assert_array_equal(batch["next_obs"].numpy()[inside], shown[transitions.next_index[inside]])
+
+
+def test_the_run_folder_keeps_frame_links_across_a_resume(tmp_path) -> None:
+    from bco_lightning.data.rollouts import collect_transitions
+    from bco_lightning.run_folder import RunFolder
+
+    transitions = collect_transitions("CartPole-v1", None, 20, seed=0, num_envs=2, pixels=PixelSettings(image_size=8, frame_stack=2))
+    folder = RunFolder(tmp_path, "CartPole-v1")
+    folder.save_interaction(transitions)
+    folder.progress.completed.append("idm-0")  # as after a committed unit
+    restored = folder.saved_interaction()
+    assert restored is not None and restored.previous_row is not None
+    np.testing.assert_array_equal(restored.previous_row, transitions.previous_row)
+    np.testing.assert_array_equal(restored.observations, transitions.observations)
+    assert restored.observations.dtype == np.uint8

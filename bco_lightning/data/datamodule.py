@@ -38,13 +38,16 @@ class ExampleTable:
     """Training examples over states stored once, fetched a whole batch of rows at a time.
 
     Example i is `obs = states[obs_index[i]]`, with `next_obs = states[next_index[i]]` (IDM) and
-    `action = actions[i]` when given. Pairs are gathered per batch, never copied up front.
+    `action = actions[i]` when given. Pairs are gathered per batch, never copied up front. With
+    `stacks` (frames: `(M, frame_stack)` rows of the frames that end at each stored row, from
+    `stack_index`), `obs` is the stack `states[stacks[obs_index[i]]]`, `(frame_stack, H, W[, 3])`.
     """
 
     states: Tensor
     obs_index: Tensor
     next_index: Tensor | None = None
     actions: Tensor | None = None
+    stacks: Tensor | None = None
 
     def __post_init__(self) -> None:
         for name in ("next_index", "actions"):
@@ -55,10 +58,13 @@ class ExampleTable:
     def __len__(self) -> int:
         return len(self.obs_index)
 
+    def _observations(self, stored_rows: Tensor) -> Tensor:
+        return self.states[stored_rows if self.stacks is None else self.stacks[stored_rows]]
+
     def batch(self, rows: Tensor) -> dict[str, Tensor]:
-        batch = {"obs": self.states[self.obs_index[rows]]}
+        batch = {"obs": self._observations(self.obs_index[rows])}
         if self.next_index is not None:
-            batch["next_obs"] = self.states[self.next_index[rows]]
+            batch["next_obs"] = self._observations(self.next_index[rows])
         if self.actions is not None:
             batch["action"] = self.actions[rows]
         return batch

@@ -94,3 +94,26 @@ def stack_rows(episode_lengths: np.ndarray, frame_stack: int) -> np.ndarray:
     rows = np.arange(starts.shape[0], dtype=np.int64)
     offsets = np.arange(1 - int(frame_stack), 1, dtype=np.int64)
     return np.maximum(rows[:, None] + offsets[None, :], starts[:, None])
+
+
+def previous_rows(episode_lengths: np.ndarray) -> np.ndarray:
+    """int64 `(T,)`: the row of each row's previous frame in its episode (itself at an episode's
+    first row), for concatenated episodes; `stack_index` walks these links back."""
+    lengths = np.asarray(episode_lengths, dtype=np.int64)
+    previous = np.arange(int(lengths.sum()), dtype=np.int64) - 1
+    previous[np.cumsum(lengths) - lengths] += 1  # an episode's first row has no past
+    return previous
+
+
+def stack_index(rows: np.ndarray, previous_row: np.ndarray, frame_stack: int) -> np.ndarray:
+    """int64 `(len(rows), frame_stack)`: the frames ending at each of `rows`, oldest first, found by
+    following `previous_row` links (each row's previous frame in its episode, itself at a start).
+
+    The links serve any storage order: an expert file's episodes back to back, or interaction from
+    several sub-environments interleaved step by step. At an episode's start the first frame
+    repeats, as `stack_rows` and gymnasium's `FrameStackObservation(padding_type="reset")` do.
+    """
+    columns = [np.asarray(rows, dtype=np.int64)]
+    for _ in range(frame_stack - 1):
+        columns.append(previous_row[columns[-1]])
+    return np.stack(columns[::-1], axis=1)

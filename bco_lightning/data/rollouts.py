@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
 from bco_lightning.envs import make_vector_env
 from bco_lightning.errors import RolloutError
+
+if TYPE_CHECKING:
+    from bco_lightning.pixels import PixelSettings
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """Maps a batch of observations `(n, obs_dim)` float32 to a batch of environment actions."""
@@ -30,16 +34,21 @@ class Transitions:
     memory of large interaction sets (issue: 1e7 transitions must train in one process).
 
     Attributes:
-        observations: `(M, obs_dim)` float32, every observation the rollouts met.
+        observations: `(M, obs_dim)` float32, every observation the rollouts met; for pixel
+            environments `(M, H, W[, 3])` uint8, every frame stored once.
         actions: `(N,)` int64 (discrete) or `(N, action_dim)` float32 (continuous) actions a.
         obs_index: `(N,)` int64 row of each s in `observations`.
         next_index: `(N,)` int64 row of each s' in `observations`.
+        previous_row: frames only, `(M,)` int64: the row of each frame's previous frame in its
+            episode (itself at an episode's start), from which `stack_index` gathers the stack an
+            observation was; None for state vectors.
     """
 
     observations: np.ndarray
     actions: np.ndarray
     obs_index: np.ndarray
     next_index: np.ndarray
+    previous_row: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.actions.shape[0]
@@ -52,6 +61,8 @@ class Transitions:
         for name, index in (("obs_index", self.obs_index), ("next_index", self.next_index)):
             if n and (index.min() < 0 or index.max() >= rows):
                 raise ValueError(f"{name} points outside the {rows} stored observations")
+        if self.previous_row is not None and self.previous_row.shape != (rows,):
+            raise ValueError(f"previous_row must have one entry per stored frame ({rows}), got shape {self.previous_row.shape}")
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -69,11 +80,18 @@ class Transitions:
     @staticmethod
     def concatenate(parts: list[Transitions]) -> Transitions:
         offsets = np.cumsum([0] + [len(p.observations) for p in parts[:-1]])
+        frames = [p.previous_row is not None for p in parts]
+        if any(frames) and not all(frames):
+            raise ValueError("cannot concatenate frame transitions with state-vector transitions")
+        previous_row = None
+        if all(frames):
+            previous_row = np.concatenate([p.previous_row + offset for p, offset in zip(parts, offsets)])  # type: ignore[operator]
         return Transitions(
             np.concatenate([p.observations for p in parts]),
             np.concatenate([p.actions for p in parts]),
             np.concatenate([p.obs_index + offset for p, offset in zip(parts, offsets)]),
             np.concatenate([p.next_index + offset for p, offset in zip(parts, offsets)]),
+            previous_row,
         )
 
 
@@ -101,32 +119,47 @@ def collect_transitions(
     policy: Policy | None = None,
     num_envs: int = 8,
     progress: str | None = None,
+    pixels: PixelSettings | None = None,
 ) -> Transitions:
     """Step `num_envs` sub-envs until `num_steps` valid transitions exist; `policy=None` is uniform random.
 
     Every environment step is one interaction; the result holds exactly `num_steps` transitions.
-    `progress` names a tqdm bar on stderr (None: no bar).
+    `progress` names a tqdm bar on stderr (None: no bar). With `pixels`, the sub-envs observe stacks
+    of frames (`make_pixel_env`); the policy acts on those stacks, and each frame is stored once
+    (the newest of each stack) with its `previous_row` link.
     """
-    envs = make_vector_env(env_id, env_kwargs, num_envs)
+    if pixels is None:
+        envs = make_vector_env(env_id, env_kwargs, num_envs)
+    else:
+        from bco_lightning.pixels import make_pixel_env
+
+        envs = gym.vector.SyncVectorEnv([lambda: make_pixel_env(env_id, env_kwargs, pixels) for _ in range(num_envs)])
     envs.action_space.seed(seed)
     act = policy or random_policy(envs.action_space)
     # Row t * num_envs + e of the stacked steps holds sub-env e's observation after t steps, so
     # a transition (t, e) pairs that row with the one num_envs rows later.
     steps: list[np.ndarray] = []
+    previous_parts: list[np.ndarray] = []
     action_parts, index_parts = [], []
     collected = 0
     bar = tqdm(total=num_steps, desc=progress, unit="step", unit_scale=True, leave=False, disable=progress is None)
     try:
         observations, _ = envs.reset(seed=seed)
-        steps.append(_checked(observations, env_id))
+        current = _checked(observations, env_id) if pixels is None else observations
+        steps.append(current if pixels is None else observations[:, -1])
+        previous_parts.append(np.arange(num_envs, dtype=np.int64))  # every sub-env starts an episode
         just_reset = np.zeros(num_envs, dtype=bool)
         while collected < num_steps:
-            actions = np.asarray(act(steps[-1]))
+            actions = np.asarray(act(current))
             next_observations, _, terminated, truncated, _ = envs.step(actions)
             valid = np.flatnonzero(~just_reset)
             index_parts.append((len(steps) - 1) * num_envs + valid)
             action_parts.append(actions[valid])
-            steps.append(_checked(next_observations, env_id))
+            rows = len(steps) * num_envs + np.arange(num_envs, dtype=np.int64)
+            # after an episode ended, the autoreset step's observation starts a new one: no past
+            previous_parts.append(np.where(just_reset, rows, rows - num_envs))
+            current = _checked(next_observations, env_id) if pixels is None else next_observations
+            steps.append(current if pixels is None else next_observations[:, -1])
             collected += len(valid)
             bar.update(min(len(valid), num_steps - bar.n))
             just_reset = np.logical_or(terminated, truncated)
@@ -143,7 +176,8 @@ def collect_transitions(
     else:
         actions = actions.astype(np.float32)
     obs_index = np.concatenate(index_parts)[:num_steps].astype(np.int64)
-    return Transitions(np.concatenate(steps), actions, obs_index, obs_index + num_envs)
+    previous_row = None if pixels is None else np.concatenate(previous_parts)
+    return Transitions(np.concatenate(steps), actions, obs_index, obs_index + num_envs, previous_row)
 
 
 @dataclass(frozen=True)

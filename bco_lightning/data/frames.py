@@ -90,10 +90,8 @@ def stack_rows(episode_lengths: np.ndarray, frame_stack: int) -> np.ndarray:
     if np.any(lengths < 1):
         bad = int(np.argmax(lengths < 1))
         raise ValueError(f"episode {bad} has length {int(lengths[bad])}: every episode needs at least 1 row")
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    rows = np.arange(starts.shape[0], dtype=np.int64)
-    offsets = np.arange(1 - int(frame_stack), 1, dtype=np.int64)
-    return np.maximum(rows[:, None] + offsets[None, :], starts[:, None])
+    rows = np.arange(int(lengths.sum()), dtype=np.int64)
+    return stack_index(rows, previous_rows(lengths), int(frame_stack))
 
 
 def previous_rows(episode_lengths: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from bco_lightning.errors import SettingError
 from bco_lightning.nets import ActionCodec
+from bco_lightning.vision import is_frame_shape
 
 
 class ActionModel(pl.LightningModule):
@@ -26,8 +27,10 @@ class ActionModel(pl.LightningModule):
         action_high: list[float] | None,
         lr: float,
         weight_decay: float,
+        obs_shape: list[int] | None = None,
     ) -> None:
         super().__init__()
+        self.frames = obs_shape is not None and is_frame_shape(tuple(obs_shape))
         self.lr = lr
         self.weight_decay = weight_decay
         self.codec = ActionCodec(discrete, action_dim, action_low, action_high)
@@ -52,6 +55,10 @@ class ActionModel(pl.LightningModule):
 
     def normalizers_fitted(self) -> bool:
         raise NotImplementedError
+
+    def codec_fitted(self) -> bool:
+        """Whether the action codec has its label statistics (Discrete actions need none)."""
+        return self.codec.discrete or bool(self.codec.target_normalizer.fitted)
 
     def _evaluation_step(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
         output = self(batch)

@@ -45,8 +45,16 @@ ENVIRONMENTS = [
     "cartpole", "mountaincar", "acrobot", "lunarlander", "lunarlander_continuous", "pendulum", "mountaincar_continuous",
     "inverted_pendulum", "reacher", "halfcheetah", "hopper", "walker2d", "ant",
 ]
+# Learning from camera frames (`--data.observation pixels`): the same pipeline on rendered frames.
+PIXEL_ENVIRONMENTS = ["cartpole-pixels", "pendulum-pixels", "carracing-pixels", "carracing-discrete-pixels"]
 SWEEP_EPISODES = (1, 5, 10, 25)
-TARGET_SCORE = 0.95  # the normalised score BCO(alpha) should reach (the benchmark issue's bar)
+TARGET_SCORE = 0.95  # the normalised score BCO(alpha) should reach on state vectors (the benchmark issue's bar)
+# Frames hide what state vectors give away (velocities, the exact pose), so their bars are lower.
+PIXEL_TARGET_SCORES = {"cartpole-pixels": 0.9, "pendulum-pixels": 0.9, "carracing-pixels": 0.8, "carracing-discrete-pixels": 0.8}
+
+
+def target_score(env: str) -> float:
+    return PIXEL_TARGET_SCORES.get(env, TARGET_SCORE)
 
 
 def config_path(name: str) -> Path:
@@ -178,20 +186,24 @@ def report(results: dict[str, dict[str, list[dict[str, Any]]]], sweep: dict[str,
         walls = ", ".join(_mean_wall(by_method.get(m, [])) for m in methods)
         seeds = max(len(runs) for runs in by_method.values())
         name = first["env_id"] + (" (continuous)" if env.endswith("_continuous") and "Continuous" not in first["env_id"] else "")
+        name += " (discrete)" if "discrete" in env else ""
+        name += " pixels" if env.endswith("pixels") else ""
         lines.append(
             f"| {name} | {first['demonstrator_return']:.1f} | {first['random_return']:.1f} | {first['expert_episodes']} | "
             + " | ".join(_mean_std(by_method.get(m, [])) for m in methods)
             + f" | {interactions} | {seeds} | {walls} |"
         )
         alpha_scores = _scores(by_method.get("bco_alpha", []))
-        if alpha_scores and np.mean(alpha_scores) < TARGET_SCORE:
-            below.append(f"{name} ({np.mean(alpha_scores):.3f})")
+        if alpha_scores and np.mean(alpha_scores) < target_score(env):
+            below.append(f"{name} ({np.mean(alpha_scores):.3f}, target {target_score(env)})")
     if "bco_alpha" in methods:
+        targets = sorted({target_score(env) for env in results}, reverse=True)
+        bar = " or ".join(str(t) for t in targets) + (" (pixels: 0.9, CarRacing 0.8)" if len(targets) > 1 else "")
         lines += [
             "",
-            f"BCO(alpha) below the target of {TARGET_SCORE} (mean over seeds): {', '.join(below)}."
+            f"BCO(alpha) below its target (mean over seeds): {', '.join(below)}."
             if below
-            else f"BCO(alpha) reaches the target of {TARGET_SCORE} (mean over seeds) on every environment above.",
+            else f"BCO(alpha) reaches its target of {bar} (mean over seeds) on every environment above.",
         ]
     read_off = sum(s.get("first_policy_of") == "bco_alpha" for by_method in results.values() for s in by_method.get("bco0", []))
     if read_off:
@@ -316,7 +328,10 @@ def benchmark(
 
 def benchmark_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="bco benchmark", description=__doc__)
-    parser.add_argument("--envs", type=list[str], default=ENVIRONMENTS, help="names of shipped configs (bco_lightning/configs/NAME.yaml)")
+    parser.add_argument(
+        "--envs", type=list[str], default=ENVIRONMENTS + PIXEL_ENVIRONMENTS,
+        help="names of shipped configs (bco_lightning/configs/NAME.yaml); the pixel ones learn from camera frames",
+    )
     parser.add_argument("--methods", type=list[str], default=list(METHODS), help="bco0, bco_alpha, bc")
     parser.add_argument("--seeds", type=list[int], default=[0, 1, 2])
     parser.add_argument("--sweep_envs", type=list[str], default=["cartpole", "halfcheetah"], help="environments of the demonstration-count sweep")

@@ -13,6 +13,7 @@ from pytorch_lightning.loggers import Logger
 from bco_lightning.data.rollouts import EvaluationResult, Policy, evaluate_policy
 from bco_lightning import seeds
 from bco_lightning.distributed import gather_shares, share
+from bco_lightning.pixels import PixelSettings
 
 
 def normalized_score(mean_return: float, random_return: float | None, demonstrator_return: float | None) -> float | None:
@@ -110,6 +111,7 @@ class EnvEvaluationCallback(pl.Callback):
         selection_seed: when given, the policy also plays selection episodes from these seeds, for
             choosing among policies without looking at the evaluation episodes (`selection_result`).
         selection_episodes: how many selection episodes; None plays as many as `episodes`.
+        pixels: the policy observes frame stacks made so (`BCODataModule.pixels`); None: state vectors.
     """
 
     def __init__(
@@ -125,8 +127,10 @@ class EnvEvaluationCallback(pl.Callback):
         logger: Logger | None = None,
         selection_seed: int | None = None,
         selection_episodes: int | None = None,
+        pixels: PixelSettings | None = None,
     ) -> None:
         self.env_id = env_id
+        self.pixels = pixels
         self.env_kwargs = env_kwargs or {}
         self.episodes = episodes
         self.seed = seed
@@ -155,7 +159,7 @@ class EnvEvaluationCallback(pl.Callback):
             episodes = share(total_episodes, rank, world_size)
             if episodes == 0:
                 return EvaluationResult(np.zeros(0), np.zeros(0, dtype=np.int64))
-            return evaluate_policy(self.env_id, self.env_kwargs, policy, episodes, seeds.for_rank(seed, rank), self.num_envs)
+            return evaluate_policy(self.env_id, self.env_kwargs, policy, episodes, seeds.for_rank(seed, rank), self.num_envs, self.pixels)
 
         parts = gather_shares(my_share, world_size)
         return EvaluationResult(np.concatenate([p.returns for p in parts]), np.concatenate([p.lengths for p in parts]))

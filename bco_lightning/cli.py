@@ -33,7 +33,7 @@ from bco_lightning.pipeline import BCORun, RunSettings
 from bco_lightning.policy import BCPolicyModule
 from bco_lightning.resources import resolve_config_path
 
-SHAPE_FIELDS = ("obs_dim", "action_dim", "discrete", "action_low", "action_high")
+SHAPE_FIELDS = ("obs_dim", "action_dim", "discrete", "action_low", "action_high", "obs_shape")
 STAGE_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """usage: bco {run,record,export,evaluate,benchmark,fit,validate,test,predict} ...
 
@@ -234,7 +234,7 @@ def export_command(argv: list[str]) -> None:
 
     cfg = export_parser().parse_args(argv)
     path = export_policy(cfg.checkpoint, cfg.output, cfg.overwrite)
-    print(f"{path}: TorchScript policy; load it with torch.jit.load and call it on float32 observations (B, obs_dim)")
+    print(f"{path}: TorchScript policy; load it with torch.jit.load and call it on float32 observations (B, obs_dim), or uint8 frame stacks (B, stack, H, W[, 3]) for a pixel policy")
 
 
 def evaluate_parser() -> ArgumentParser:
@@ -255,7 +255,8 @@ def evaluate_command(argv: list[str]) -> dict[str, Any]:
     from bco_lightning import seeds
     from bco_lightning.data.rollouts import evaluate_policy
     from bco_lightning.envs import describe_env
-    from bco_lightning.export import load_exported
+    from bco_lightning.export import exported_observation_shape, load_exported
+    from bco_lightning.pixels import describe_pixel_env, pixel_settings_for
 
     cfg = evaluate_parser().parse_args(argv)
     if cfg.episodes < 1:
@@ -263,9 +264,12 @@ def evaluate_command(argv: list[str]) -> dict[str, Any]:
     if cfg.video:
         refuse_to_overwrite(cfg.video, cfg.overwrite)
     env_id, env_kwargs = cfg.data.env_id, cfg.data.env_kwargs
-    spec = describe_env(env_id, env_kwargs)  # refuse an unknown or unsupported environment in one line
-    policy = load_exported(cfg.policy, spec.obs_dim, env_id)
-    result = evaluate_policy(env_id, env_kwargs, policy, cfg.episodes, seeds.for_evaluation(cfg.seed), min(cfg.episodes, 32))
+    # A pixel policy's observation shape says how its frames were made: the same pixel environment plays it.
+    pixels = pixel_settings_for(exported_observation_shape(cfg.policy))
+    # refuse an unknown or unsupported environment in one line
+    spec = describe_env(env_id, env_kwargs) if pixels is None else describe_pixel_env(env_id, env_kwargs, pixels)
+    policy = load_exported(cfg.policy, spec.observation_shape, env_id)
+    result = evaluate_policy(env_id, env_kwargs, policy, cfg.episodes, seeds.for_evaluation(cfg.seed), min(cfg.episodes, 32), pixels)
     metrics = {
         "env_id": env_id,
         "eval_return_mean": result.mean_return,
@@ -276,7 +280,7 @@ def evaluate_command(argv: list[str]) -> dict[str, Any]:
     if cfg.video:
         from bco_lightning.video import record_frames, write_video
 
-        frames, fps = record_frames(env_id, env_kwargs, policy, seeds.for_evaluation(cfg.seed))
+        frames, fps = record_frames(env_id, env_kwargs, policy, seeds.for_evaluation(cfg.seed), pixels)
         metrics["video"] = str(write_video(cfg.video, frames, fps))
     print(json.dumps(metrics))
     return metrics

@@ -22,6 +22,8 @@ class EnvSpec:
         action_dim: number of actions (discrete) or action dimensions (continuous).
         action_low / action_high: `(action_dim,)` bounds of a `Box` action space, else None.
         max_episode_steps: the time limit, or None when the environment has none.
+        obs_shape: frames only: one observation's shape, `(frame_stack, H, W[, 3])` uint8, with
+            `obs_dim` its number of elements; None for a flat state vector of `obs_dim`.
     """
 
     env_id: str
@@ -31,6 +33,12 @@ class EnvSpec:
     action_low: tuple[float, ...] | None = None
     action_high: tuple[float, ...] | None = None
     max_episode_steps: int | None = None
+    obs_shape: tuple[int, ...] | None = None
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        """One observation's shape: `(obs_dim,)` for state vectors, the frame stack's for pixels."""
+        return self.obs_shape if self.obs_shape is not None else (self.obs_dim,)
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **extra: Any) -> gym.Env:
@@ -76,22 +84,31 @@ def describe_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> EnvSp
         env.close()
 
 
-def spec_from_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space, max_episode_steps: int | None = None) -> EnvSpec:
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ConfigError(
-            f"{env_id}: unsupported observation space {obs_space}; expected a flat (1-d) Box"
-        )
-    obs_dim = int(obs_space.shape[0])
+def spec_from_spaces(
+    env_id: str, obs_space: gym.Space, action_space: gym.Space, max_episode_steps: int | None = None, frames: bool = False
+) -> EnvSpec:
+    """The spec of a flat Box observation, or with `frames` of a uint8 frame-stack Box (`make_pixel_env`)."""
+    obs_shape: tuple[int, ...] | None = None
+    if frames:
+        if not isinstance(obs_space, gym.spaces.Box) or obs_space.dtype != np.uint8 or len(obs_space.shape) not in (3, 4):
+            raise ConfigError(f"{env_id}: unsupported frame observation space {obs_space}; expected uint8 (stack, H, W[, 3])")
+        obs_shape = tuple(int(n) for n in obs_space.shape)
+        obs_dim = int(np.prod(obs_shape))
+    elif not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        hint = " (learn from its frames with --data.observation pixels)" if len(getattr(obs_space, "shape", None) or ()) in (2, 3) else ""
+        raise ConfigError(f"{env_id}: unsupported observation space {obs_space}; expected a flat (1-d) Box{hint}")
+    else:
+        obs_dim = int(obs_space.shape[0])
     if isinstance(action_space, gym.spaces.Discrete):
         if int(action_space.start) != 0:
             raise ConfigError(f"{env_id}: Discrete action space must start at 0, got start={action_space.start}")
-        return EnvSpec(env_id, obs_dim, True, int(action_space.n), max_episode_steps=max_episode_steps)
+        return EnvSpec(env_id, obs_dim, True, int(action_space.n), max_episode_steps=max_episode_steps, obs_shape=obs_shape)
     if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
         low = tuple(float(x) for x in action_space.low)
         high = tuple(float(x) for x in action_space.high)
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
             raise ConfigError(f"{env_id}: Box action space must be bounded, got {action_space}")
-        return EnvSpec(env_id, obs_dim, False, int(action_space.shape[0]), low, high, max_episode_steps)
+        return EnvSpec(env_id, obs_dim, False, int(action_space.shape[0]), low, high, max_episode_steps, obs_shape)
     raise ConfigError(
         f"{env_id}: unsupported action space {action_space}; expected Discrete or a 1-d bounded Box"
     )

@@ -213,7 +213,7 @@ class BCORun:
                 self._fit_idm(iteration, noise)
                 self.folder.commit(f"idm-{iteration}")
             if self._starts(f"policy-{iteration}", 2 * iteration + 1):
-                labels = self._true_labels() if cloning else self.idm.label(expert.observations, data.expert_pairs)
+                labels = self._true_labels() if cloning else data.label_expert(self.idm)
                 self._clone(iteration, labels, evaluation, eval_logger)
                 if not cloning:
                     self.progress.history[-1]["idm_label_accuracy"] = self.report.label_accuracy(labels)
@@ -227,7 +227,7 @@ class BCORun:
                     break
         if s.select_best:
             self.selection.load_kept_policy()
-        final_labels = None if cloning else self.idm.label(expert.observations, data.expert_pairs)
+        final_labels = None if cloning else data.label_expert(self.idm)
         if final_labels is not None:
             self.report.log_idm_images(last_iteration, final_labels)
         return self.report.summarize(time.perf_counter() - start, final_labels, last_iteration, stop_reason)
@@ -326,6 +326,7 @@ class BCORun:
             logger=eval_logger,
             selection_seed=seeds.for_selection(s.seed) if s.select_best else None,
             selection_episodes=s.selection_episodes,
+            pixels=self.data.pixels,
         )
 
     def _exploration_noise(self) -> float:

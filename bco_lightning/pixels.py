@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium.wrappers import AddRenderObservation, FrameStackObservation, TransformObservation
 
 from bco_lightning.data.frames import resize_frames
+from bco_lightning.envs import EnvSpec, spec_from_spaces
 from bco_lightning.errors import SettingError
 from bco_lightning.video import make_rendering_env, render_frame
 
@@ -53,6 +54,13 @@ class PixelSettings:
         return (self.frame_stack, *self.frame_shape)
 
 
+def pixel_settings_for(obs_shape: tuple[int, ...] | None) -> PixelSettings | None:
+    """The settings that make observations of `obs_shape` (`(stack, S, S[, 3])`), or None for a state vector."""
+    if obs_shape is None or len(obs_shape) == 1:
+        return None
+    return PixelSettings(image_size=obs_shape[1], grayscale=len(obs_shape) == 3, frame_stack=obs_shape[0])
+
+
 def is_image_space(space: gym.Space) -> bool:
     """An observation space that already is a camera frame: uint8 `(H, W, 3)` or `(H, W)`."""
     return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
@@ -80,3 +88,13 @@ def make_pixel_env(env_id: str, env_kwargs: dict[str, Any] | None, pixels: Pixel
     frame_space = gym.spaces.Box(0, 255, pixels.frame_shape, np.uint8)
     env = TransformObservation(env, resize, frame_space)
     return FrameStackObservation(env, pixels.frame_stack, padding_type="reset")
+
+
+def describe_pixel_env(env_id: str, env_kwargs: dict[str, Any] | None, pixels: PixelSettings) -> EnvSpec:
+    """The spec of `env_id` observed through `make_pixel_env`: `obs_shape` is the frame stack's."""
+    env = make_pixel_env(env_id, env_kwargs, pixels)
+    try:
+        limit = env.spec.max_episode_steps if env.spec else None
+        return spec_from_spaces(env_id, env.observation_space, env.action_space, limit, frames=True)
+    finally:
+        env.close()

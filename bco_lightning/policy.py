@@ -9,6 +9,7 @@ from torch import Tensor
 from bco_lightning.action_model import ActionModel
 from bco_lightning.data.rollouts import Policy
 from bco_lightning.nets import PolicyNet
+from bco_lightning.vision import EncoderName, PixelPolicyNet, frame_layout, is_frame_shape
 
 
 class BCPolicyModule(ActionModel):
@@ -17,11 +18,14 @@ class BCPolicyModule(ActionModel):
     Args:
         obs_dim, action_dim, discrete, action_low, action_high: the environment's shapes; pass
             `**datamodule.model_shapes` (the command line links them from the datamodule).
-        hidden_sizes: widths of the MLP's hidden layers.
+        hidden_sizes: widths of the MLP's hidden layers (state vectors).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         exploration_noise: std of the Gaussian noise (in the normalised action space) added to Box
             actions in post-demonstration rollouts; Discrete actions are sampled from the softmax.
+        obs_shape: frames: one observation's shape `(frame_stack, H, W[, 3])` (linked from the
+            datamodule), which makes the network convolutional; None for state vectors.
+        encoder: frames: "nature" (the DQN encoder) or "impala" (residual, much slower on a CPU).
     """
 
     data_stage = "policy"
@@ -37,21 +41,30 @@ class BCPolicyModule(ActionModel):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         exploration_noise: float = 0.1,
+        obs_shape: list[int] | None = None,
+        encoder: EncoderName = "nature",
     ) -> None:
-        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay)
+        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape)
         self.save_hyperparameters()
         self.exploration_noise = exploration_noise
-        self.net = PolicyNet(obs_dim, self.codec.output_dim, hidden_sizes)
+        self.net: PolicyNet | PixelPolicyNet
+        if obs_shape is not None and is_frame_shape(tuple(obs_shape)):
+            self.net = PixelPolicyNet(*frame_layout(tuple(obs_shape)), self.codec.output_dim, encoder)
+        else:
+            self.net = PolicyNet(obs_dim, self.codec.output_dim, hidden_sizes)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.net(batch["obs"])
 
     def fit_normalizers(self, tensors: dict[str, Tensor]) -> None:
-        self.net.obs_normalizer.fit(tensors["obs"])
+        if isinstance(self.net, PolicyNet):
+            self.net.obs_normalizer.fit(tensors["obs"])
         self.codec.fit(tensors["action"])
 
     def normalizers_fitted(self) -> bool:
-        return bool(self.net.obs_normalizer.fitted)
+        if isinstance(self.net, PolicyNet):
+            return bool(self.net.obs_normalizer.fitted)
+        return self.codec_fitted()
 
     def as_policy(self, deterministic: bool = True, seed: int = 0, noise: float | None = None) -> Policy:
         """A numpy-in, numpy-out policy for rollouts: the most likely action, or an exploratory one
@@ -61,8 +74,10 @@ class BCPolicyModule(ActionModel):
 
         @torch.inference_mode()
         def act(observations: np.ndarray) -> np.ndarray:
-            # Plain MLP: train and eval mode compute the same, so the mode is left as it is.
-            output = self.net(torch.as_tensor(observations, dtype=torch.float32, device=self.device))
+            # MLP and CNN alike: no dropout or batch norm, so train and eval mode compute the same.
+            # Frames stay uint8: the network scales them itself.
+            dtype = torch.uint8 if self.frames else torch.float32
+            output = self.net(torch.as_tensor(observations, dtype=dtype, device=self.device))
             if deterministic:
                 action = self.codec.decode(output)
             else:

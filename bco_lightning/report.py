@@ -60,7 +60,7 @@ class RunReport:
 
         try:
             policy = self.policy.as_policy(deterministic=True)
-            frames, fps = record_frames(self.data.env_id, self.data.env_kwargs, policy, seeds.for_evaluation(self.settings.seed))
+            frames, fps = record_frames(self.data.env_id, self.data.env_kwargs, policy, seeds.for_evaluation(self.settings.seed), self.data.pixels)
         except RenderError as error:
             print(f"bco run: note: no TensorBoard video: {error}", file=sys.stderr)
             self.videos = False

@@ -12,7 +12,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,13 +20,24 @@ from bco_lightning.atomic import atomic_write
 from bco_lightning.data.rollouts import Policy
 from bco_lightning.errors import RenderError
 
+if TYPE_CHECKING:
+    from bco_lightning.pixels import PixelSettings
+
 MAX_FRAMES = 100
 MAX_WIDTH = 320
 
 
-def record_frames(env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy, seed: int) -> tuple[np.ndarray, float]:
-    """Frames `(N, H, W, 3)` uint8 of one episode of `policy` (reset with `seed`), and their fps."""
-    env = make_rendering_env(env_id, env_kwargs)
+def record_frames(
+    env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy, seed: int, pixels: PixelSettings | None = None
+) -> tuple[np.ndarray, float]:
+    """Frames `(N, H, W, 3)` uint8 of one episode of `policy` (reset with `seed`), and their fps;
+    with `pixels` the policy acts on the frame stacks it was trained on (the video stays full size)."""
+    if pixels is None:
+        env = make_rendering_env(env_id, env_kwargs)
+    else:
+        from bco_lightning.pixels import make_pixel_env
+
+        env = make_pixel_env(env_id, env_kwargs, pixels)
     try:
         limit = env.spec.max_episode_steps if env.spec is not None and env.spec.max_episode_steps else 1000
         stride = max(1, math.ceil(limit / MAX_FRAMES))
@@ -38,7 +49,8 @@ def record_frames(env_id: str, env_kwargs: dict[str, Any] | None, policy: Policy
                 frames.append(_downscaled(render_frame(env, env_id)))
             if done:
                 break
-            obs, _, terminated, truncated, _ = env.step(policy(np.asarray(obs, dtype=np.float32)[None])[0])
+            observation = np.asarray(obs)[None] if pixels is not None else np.asarray(obs, dtype=np.float32)[None]
+            obs, _, terminated, truncated, _ = env.step(policy(observation)[0])
             done = terminated or truncated
             step += 1
         return np.stack(frames), fps

@@ -123,10 +123,13 @@ class TrainTimer(pl.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def lightning_samples_per_second(module: ActionModel, loader: BatchLoader, steps: int, log_dir: str, device: str) -> float:
+def lightning_samples_per_second(
+    module: ActionModel, loader: BatchLoader, steps: int, log_dir: str, device: str, precision: str = "32-true"
+) -> float:
     timer = TrainTimer()
     trainer = pl.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
+        precision=precision,
         devices=1,
         max_steps=steps,
         limit_val_batches=0,

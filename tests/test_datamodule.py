@@ -94,12 +94,12 @@ def test_predict_pairs_stay_inside_expert_episodes(cartpole_data, cartpole_demos
 
 def test_model_shapes_discrete(cartpole_file):
     data = BCODataModule(env_id="CartPole-v1", expert_path=str(cartpole_file), pre_demo_steps=10)
-    assert data.model_shapes == {"obs_dim": 4, "action_dim": 2, "discrete": True, "action_low": None, "action_high": None}
+    assert data.model_shapes == {"obs_dim": 4, "action_dim": 2, "discrete": True, "action_low": None, "action_high": None, "obs_shape": None}
 
 
 def test_model_shapes_continuous(pendulum_file):
     data = BCODataModule(env_id="Pendulum-v1", expert_path=str(pendulum_file), pre_demo_steps=10)
-    assert data.model_shapes == {"obs_dim": 3, "action_dim": 1, "discrete": False, "action_low": [-2.0], "action_high": [2.0]}
+    assert data.model_shapes == {"obs_dim": 3, "action_dim": 1, "discrete": False, "action_low": [-2.0], "action_high": [2.0], "obs_shape": None}
     # the shapes build working models
     idm = IDMModule(**data.model_shapes, hidden_sizes=[8])
     assert idm({"obs": torch.zeros(2, 3), "next_obs": torch.zeros(2, 3)}).shape == (2, 1)

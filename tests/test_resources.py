@@ -38,7 +38,7 @@ def test_every_shipped_config_names_a_shipped_demonstration() -> None:
     import yaml
 
     configs = shipped_configs()
-    assert len(configs) == 13
+    assert len(configs) == 17  # 13 environments on state vectors, 4 on camera frames
     for name, path in configs.items():
         expert_path = yaml.safe_load(path.read_text())["data"]["expert_path"]
         assert resolve_expert_path(expert_path).is_file(), f"{name}: {expert_path} is not shipped"

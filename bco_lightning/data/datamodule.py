@@ -19,18 +19,22 @@ import torch
 from torch import Tensor
 
 from bco_lightning.data.expert_file import ExpertDemonstrations, check_matches_env, load_expert_file
+from bco_lightning.data.frames import previous_rows, resize_frames, stack_index
 from bco_lightning.data.minari_source import is_minari_source, load_minari_expert
 from bco_lightning.data.rollouts import Policy, Transitions, collect_transitions
 from bco_lightning import seeds
 from bco_lightning.distributed import gather_shares, share
 from bco_lightning.envs import EnvSpec, describe_env
-from bco_lightning.errors import SettingError
+from bco_lightning.errors import ExpertFileError, SettingError
+from bco_lightning.pixels import PixelSettings, describe_pixel_env
 from bco_lightning.resources import resolve_expert_path
 
 Stage = Literal["idm", "policy"]
+Observation = Literal["state", "pixels"]
 PolicyFactory = Callable[[int], Policy]
 """Makes the exploration policy of one rank (its argument), e.g. with a rank-specific seed."""
 MAX_NORMALIZATION_SAMPLES = 1_000_000
+DEFAULT_PIXEL_PRE_DEMO_STEPS = 50_000
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,21 @@ def default_pre_demo_steps(spec: EnvSpec) -> int:
     HalfCheetah's IDM labelled 87.5% of the demonstrations right and the policy scored 0.59; at
     500k steps, 93.9% and 0.96 (seed 0 each).
     """
+    if spec.obs_shape is not None:
+        return DEFAULT_PIXEL_PRE_DEMO_STEPS  # frames: the pixel count says nothing about the state
     return int(np.clip(1000 * (spec.obs_dim + spec.action_dim) ** 2, 20_000, 500_000))
+
+
+def lookahead_rows(rows: np.ndarray, previous_row: np.ndarray, steps: int) -> np.ndarray:
+    """The row `steps` frames after each of `rows` in its episode, or the episode's last row where
+    it ends sooner, by inverting the `previous_row` links."""
+    following = np.arange(len(previous_row), dtype=np.int64)
+    has_past = previous_row != following
+    following[previous_row[has_past]] = np.flatnonzero(has_past)
+    rows = np.asarray(rows, dtype=np.int64)
+    for _ in range(steps):
+        rows = following[rows]
+    return rows
 
 
 class BCODataModule(pl.LightningDataModule):
@@ -154,7 +172,20 @@ class BCODataModule(pl.LightningDataModule):
         expert_path: expert state file (`.npz`, see the README for the format), or
             `minari:DATASET_ID` for a local Minari dataset.
         pre_demo_steps: pre-demonstration interactions `|I_pre|`; None scales them with the
-            observation and action dimensions: 1000 x (obs dim + action dim)^2, 20k to 500k.
+            observation and action dimensions: 1000 x (obs dim + action dim)^2, 20k to 500k
+            (50k for pixels).
+        observation: "state" learns from the environment's state vectors; "pixels" from its camera:
+            the rendered `rgb_array` frame (an image observation such as CarRacing's as it is),
+            resized to `image_size` and stacked over `frame_stack` frames, and the expert file
+            must hold frames (of any size: they are resized the same way).
+        image_size: pixels only: frames are resized to this many pixels square.
+        grayscale: pixels only: one luma channel instead of RGB.
+        frame_stack: pixels only: an observation is the last this many frames, so that motion is visible.
+        idm_lookahead: pixels only: the IDM's second stack ends this many frames after `s_t`
+            (1: `s' = stack_{t+1}`). A simulator that integrates with explicit Euler, as
+            CartPole-v1 does, moves by an action only in the frame after next: its config uses 2.
+        expert_skip_frames: drop the first this many observations of every expert episode (a
+            recording's start screen, CarRacing's zoom-in); the policy never sees them.
         num_envs: sub-environments stepped together during collection and evaluation.
         val_fraction: share of transitions (IDM) and expert pairs (policy) held out for validation.
         batch_size: training batch size of both stages (one optimiser step per batch).
@@ -180,16 +211,29 @@ class BCODataModule(pl.LightningDataModule):
         batches_per_step: int = DEFAULT_BATCHES_PER_STEP,
         max_expert_episodes: int | None = None,
         idm_checkpoint: str | None = None,
+        observation: Observation = "state",
+        image_size: int = 64,
+        grayscale: bool = True,
+        frame_stack: int = 2,
+        idm_lookahead: int = 1,
+        expert_skip_frames: int = 0,
         seed: int | None = None,
     ) -> None:
         super().__init__()
         at_least_one = {"pre_demo_steps": pre_demo_steps, "batch_size": batch_size, "num_envs": num_envs}
         at_least_one |= {"batches_per_step": batches_per_step, "max_expert_episodes": max_expert_episodes}
+        at_least_one |= {"image_size": image_size, "frame_stack": frame_stack, "idm_lookahead": idm_lookahead}
         for name, value in at_least_one.items():
             if value is not None and value < 1:
                 raise SettingError(f"`{name}` must be >= 1, got {value}", owner="BCODataModule")
         if not 0.0 < val_fraction < 1.0:
             raise SettingError(f"`val_fraction` must be in (0, 1), got {val_fraction}", owner="BCODataModule")
+        if observation not in ("state", "pixels"):
+            raise SettingError(f"`observation` must be state or pixels, got {observation!r}", owner="BCODataModule")
+        if expert_skip_frames < 0:
+            raise SettingError(f"`expert_skip_frames` must be >= 0, got {expert_skip_frames}", owner="BCODataModule")
+        if observation == "state" and idm_lookahead != 1:
+            raise SettingError(f"`idm_lookahead` {idm_lookahead} needs `observation` pixels (state vectors hold velocities)", owner="BCODataModule")
         self.save_hyperparameters()
         self.env_id = env_id
         self.env_kwargs = env_kwargs or {}
@@ -201,7 +245,13 @@ class BCODataModule(pl.LightningDataModule):
         self.max_expert_episodes = max_expert_episodes
         self.idm_checkpoint = idm_checkpoint
         self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else seed
-        self.spec: EnvSpec = describe_env(env_id, self.env_kwargs)
+        self.pixels = PixelSettings(image_size, grayscale, frame_stack) if observation == "pixels" else None
+        self.idm_lookahead = idm_lookahead
+        self.expert_skip_frames = expert_skip_frames
+        if self.pixels is None:
+            self.spec: EnvSpec = describe_env(env_id, self.env_kwargs)
+        else:
+            self.spec = describe_pixel_env(env_id, self.env_kwargs, self.pixels)
         self.pre_demo_steps = pre_demo_steps or default_pre_demo_steps(self.spec)
         # Which model the next fit trains, so which data it serves: whoever drives the fit sets it
         # (`BCORun`, `bco fit`, or a user's own loop), to a model's `data_stage`.
@@ -221,6 +271,7 @@ class BCODataModule(pl.LightningDataModule):
             "discrete": spec.discrete,
             "action_low": list(spec.action_low) if spec.action_low else None,
             "action_high": list(spec.action_high) if spec.action_high else None,
+            "obs_shape": list(spec.obs_shape) if spec.obs_shape is not None else None,
         }
 
     @cached_property
@@ -230,10 +281,27 @@ class BCODataModule(pl.LightningDataModule):
             demos = load_minari_expert(self.expert_path, self.env_id)
         else:
             demos = load_expert_file(self.expert_path)
-        check_matches_env(demos, self.expert_path, (self.spec.obs_dim,), self.env_id)
+        check_matches_env(demos, self.expert_path, self.spec.observation_shape, self.env_id)
         if self.max_expert_episodes is not None:
             demos = demos.take_episodes(self.max_expert_episodes)
+        if self.expert_skip_frames:
+            try:
+                demos = demos.skip_first(self.expert_skip_frames)
+            except ValueError as error:
+                raise ExpertFileError(self.expert_path, f"with `expert_skip_frames` {self.expert_skip_frames}: {error}") from None
         return demos
+
+    @cached_property
+    def expert_observations(self) -> np.ndarray:
+        """The expert's observations as the networks see them: its state vectors, or its frames
+        resized once to `image_size` (one row per frame; stacks are gathered by index)."""
+        if self.pixels is None:
+            return self.expert.observations
+        return resize_frames(self.expert.observations, self.pixels.image_size, self.pixels.grayscale)
+
+    @cached_property
+    def _expert_previous_rows(self) -> np.ndarray:
+        return previous_rows(self.expert.episode_lengths)
 
     @cached_property
     def expert_pairs(self) -> np.ndarray:
@@ -255,7 +323,9 @@ class BCODataModule(pl.LightningDataModule):
             explore = None if policy is None else policy(rank)
             rank_seed = seeds.for_rank(seed, rank)
             bar = f"collect {steps:,} steps" if self.show_progress and rank == 0 else None
-            return collect_transitions(self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs, bar)
+            return collect_transitions(
+                self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs, bar, self.pixels
+            )
 
         self.add_interaction(Transitions.concatenate(gather_shares(my_share, world_size)))
 
@@ -288,7 +358,13 @@ class BCODataModule(pl.LightningDataModule):
         from bco_lightning.idm import IDMModule
 
         idm = IDMModule.load_from_checkpoint(self.idm_checkpoint, map_location="cpu")
-        self.expert_labels = idm.label(self.expert.observations, self.expert_pairs, self.batch_size * 16)
+        self.expert_labels = self.label_expert(idm, self.batch_size * 16)
+
+    def label_expert(self, idm: Any, batch_size: int = 4096) -> np.ndarray:
+        """The IDM's most likely action for every expert pair, in time order (`expert_pairs`)."""
+        if self.pixels is None:
+            return idm.label(self.expert.observations, self.expert_pairs, batch_size)
+        return idm.label_table(self._expert_pair_table(), batch_size)
 
     # Splits -----------------------------------------------------------------------------------
     def _num_val(self, size: int) -> int:
@@ -303,17 +379,35 @@ class BCODataModule(pl.LightningDataModule):
         if self.interaction is None:
             raise RuntimeError("no interaction transitions yet: call setup() first")
         interaction = self.interaction
+        if self.pixels is None:
+            return ExampleTable(
+                torch.from_numpy(interaction.observations),
+                torch.from_numpy(interaction.obs_index),
+                torch.from_numpy(interaction.next_index),
+                torch.from_numpy(interaction.actions),
+            )
+        return self._frame_table(interaction.observations, interaction.previous_row, interaction.obs_index, interaction.actions)
+
+    def _frame_table(self, frames: np.ndarray, previous_row: np.ndarray | None, obs_index: np.ndarray, actions: np.ndarray | None) -> ExampleTable:
+        """Examples over frames stored once: stack rows by index, `s'` `idm_lookahead` frames on."""
+        assert self.pixels is not None and previous_row is not None
+        stacks = stack_index(np.arange(len(frames)), previous_row, self.pixels.frame_stack)
+        next_index = lookahead_rows(obs_index, previous_row, self.idm_lookahead)
         return ExampleTable(
-            torch.from_numpy(interaction.observations),
-            torch.from_numpy(interaction.obs_index),
-            torch.from_numpy(interaction.next_index),
-            torch.from_numpy(interaction.actions),
+            torch.from_numpy(frames),
+            torch.from_numpy(np.asarray(obs_index, dtype=np.int64)),
+            torch.from_numpy(next_index),
+            None if actions is None else torch.from_numpy(actions),
+            torch.from_numpy(stacks),
         )
 
     def _expert_pair_table(self, labelled: bool = False) -> ExampleTable:
         """Expert pairs `(s_t, s_{t+1})` inside episodes, in time order; with the IDM's labels."""
         if labelled and self.expert_labels is None:
             raise RuntimeError("the expert states are not labelled yet")
+        if self.pixels is not None:
+            labels_array = self.expert_labels if labelled else None
+            return self._frame_table(self.expert_observations, self._expert_previous_rows, self.expert_pairs, labels_array)
         pairs = torch.from_numpy(self.expert_pairs)
         labels = torch.from_numpy(self.expert_labels) if labelled else None
         return ExampleTable(torch.from_numpy(self.expert.observations), pairs, pairs + 1, labels)
@@ -334,6 +428,13 @@ class BCODataModule(pl.LightningDataModule):
 
         def at_most(rows: Tensor, count: int) -> Tensor:
             return rows if len(rows) <= count else rows[torch.randperm(len(rows), generator=generator)[:count]]
+
+        if self.pixels is not None:
+            # Frames need no statistics (the networks scale them by 1/255): only the labels do.
+            table = self._stage_table()
+            train, _ = self._split(len(table))
+            assert table.actions is not None
+            return {"action": table.actions[at_most(train, max_samples)]}
 
         tables = [self._expert_pair_table()]
         if self.interaction is not None:

@@ -93,6 +93,28 @@ class ExpertDemonstrations:
             actions=None if self.actions is None else self.actions[: stop - count],
         )
 
+    def skip_first(self, frames: int) -> ExpertDemonstrations:
+        """Every episode without its first `frames` observations (a start screen, a camera's zoom-in),
+        as a new container; an episode left with fewer than 2 is refused (`ValueError`)."""
+        if frames == 0:
+            return self
+        starts = np.cumsum(self.episode_lengths) - self.episode_lengths
+        short = np.flatnonzero(self.episode_lengths - frames < 2)
+        if short.size:
+            bad = int(short[0])
+            raise ValueError(
+                f"episode {bad} has {int(self.episode_lengths[bad])} observations: skipping its first {frames} "
+                "leaves fewer than the 2 a pair needs"
+            )
+        keep = np.concatenate([np.arange(start + frames, start + length) for start, length in zip(starts, self.episode_lengths)])
+        actions = None
+        if self.actions is not None:
+            action_starts = starts - np.arange(self.num_episodes)  # an episode of n observations has n - 1 actions
+            actions = self.actions[
+                np.concatenate([np.arange(start + frames, start + length - 1) for start, length in zip(action_starts, self.episode_lengths)])
+            ]
+        return ExpertDemonstrations(self.observations[keep], self.episode_lengths - frames, self.episode_returns, self.env_id, actions)
+
 
 def _format_problems(demos: ExpertDemonstrations) -> str:
     """The first way `demos` breaks the format, as a phrase; '' when it is valid."""
@@ -269,13 +291,27 @@ def load_expert_file(path: str | os.PathLike) -> ExpertDemonstrations:
 
 
 def check_matches_env(demos: ExpertDemonstrations, path: str | os.PathLike, obs_shape: tuple[int, ...], env_id: str) -> None:
-    """Refuse a file whose observations cannot come from the environment `env_id`."""
-    if demos.is_frames and len(obs_shape) == 1:
+    """Refuse a file whose observations cannot come from the environment `env_id`.
+
+    `obs_shape` is one observation of the environment as the networks see it: `(obs_dim,)` for
+    state vectors, `(frame_stack, H, W[, 3])` for frames. A frame file may hold frames of any size
+    (they are resized on loading), so only grayscale-or-RGB and being frames at all are compared.
+    """
+    learns_frames = len(obs_shape) > 1
+    if demos.is_frames and not learns_frames:
         raise ExpertFileError(
             path,
             f"holds camera frames {demos.obs_shape}, but {env_id} is learnt from its state vectors {tuple(obs_shape)}: "
-            "learning from frames (pixel observations) is not available yet",
+            "learn from the frames with --data.observation pixels",
         )
+    if learns_frames and not demos.is_frames:
+        raise ExpertFileError(
+            path,
+            f"holds state vectors {demos.obs_shape}, but --data.observation pixels learns {env_id} from camera frames: "
+            "give a file of uint8 frames (bco record --observation pixels writes one), or use --data.observation state",
+        )
+    if learns_frames:
+        return
     if demos.obs_shape != tuple(obs_shape):
         raise ExpertFileError(
             path,

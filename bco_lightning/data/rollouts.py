@@ -104,6 +104,15 @@ def random_policy(action_space: Any) -> Policy:
     return act
 
 
+def _vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int, pixels: PixelSettings | None) -> gym.vector.VectorEnv:
+    """State observations (`make_vector_env`), or sub-envs that observe frame stacks (`make_pixel_env`)."""
+    if pixels is None:
+        return make_vector_env(env_id, env_kwargs, num_envs)
+    from bco_lightning.pixels import make_pixel_env
+
+    return gym.vector.SyncVectorEnv([lambda: make_pixel_env(env_id, env_kwargs, pixels) for _ in range(num_envs)])
+
+
 def _checked(observations: np.ndarray, env_id: str) -> np.ndarray:
     observations = np.asarray(observations, dtype=np.float32)
     if not np.all(np.isfinite(observations)):
@@ -128,12 +137,7 @@ def collect_transitions(
     of frames (`make_pixel_env`); the policy acts on those stacks, and each frame is stored once
     (the newest of each stack) with its `previous_row` link.
     """
-    if pixels is None:
-        envs = make_vector_env(env_id, env_kwargs, num_envs)
-    else:
-        from bco_lightning.pixels import make_pixel_env
-
-        envs = gym.vector.SyncVectorEnv([lambda: make_pixel_env(env_id, env_kwargs, pixels) for _ in range(num_envs)])
+    envs = _vector_env(env_id, env_kwargs, num_envs, pixels)
     envs.action_space.seed(seed)
     act = policy or random_policy(envs.action_space)
     # Row t * num_envs + e of the stacked steps holds sub-env e's observation after t steps, so
@@ -203,8 +207,10 @@ def evaluate_policy(
     episodes: int,
     seed: int,
     num_envs: int = 8,
+    pixels: PixelSettings | None = None,
 ) -> EvaluationResult:
-    """Run exactly `episodes` episodes; `policy=None` evaluates uniform random actions.
+    """Run exactly `episodes` episodes; `policy=None` evaluates uniform random actions. With
+    `pixels` the policy sees uint8 frame stacks (`make_pixel_env`) instead of state vectors.
 
     Each sub-env has a fixed quota of episodes, fixed before the run, so that short episodes do not
     crowd out long ones (counting the first N to finish would bias the mean toward short episodes).
@@ -212,7 +218,7 @@ def evaluate_policy(
     num_envs = max(1, min(num_envs, episodes))
     quota = np.full(num_envs, episodes // num_envs)
     quota[: episodes % num_envs] += 1
-    envs = make_vector_env(env_id, env_kwargs, num_envs)
+    envs = _vector_env(env_id, env_kwargs, num_envs, pixels)
     envs.action_space.seed(seed)
     act = policy or random_policy(envs.action_space)
     returns: list[list[float]] = [[] for _ in range(num_envs)]
@@ -224,7 +230,7 @@ def evaluate_policy(
         just_reset = np.zeros(num_envs, dtype=bool)
         done_count = np.zeros(num_envs, dtype=np.int64)
         while np.any(done_count < quota):
-            actions = np.asarray(act(_checked(observations, env_id)))
+            actions = np.asarray(act(_checked(observations, env_id) if pixels is None else observations))
             observations, rewards, terminated, truncated, _ = envs.step(actions)
             counting = ~just_reset & (done_count < quota)
             running_return += np.where(counting, rewards, 0.0)

@@ -24,11 +24,11 @@ from bco_lightning.errors import SettingError
 from bco_lightning.nets import mlp
 
 EncoderName = Literal["nature", "impala"]
-Fusion = Literal["concat", "shared"]
+Fusion = Literal["concat", "delta", "shared"]
 NatureStem = Literal["auto", "nature", "small"]
 
 ENCODERS = ("nature", "impala")
-FUSIONS = ("concat", "shared")
+FUSIONS = ("concat", "delta", "shared")
 # The Nature DQN stem, (out_channels, kernel, stride) per conv: needs at least 36x36 pixels.
 NATURE_STEM = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
 # The stem NatureCNN uses below 36x36 (a 16x16 frame would vanish in the 8x8 stride-4 conv):
@@ -216,11 +216,15 @@ class PixelInverseDynamicsNet(nn.Module):
 
     `fusion="concat"` stacks s and s' on the channel axis into one encoder, so the first conv
     already sees pixel differences (how most IDMs, VPT's among them, take their frames).
+    `fusion="delta"` feeds s and the signed change s' - s instead: the same channels, but a static
+    background cancels in the second half, so a shift of a fraction of a pixel (an action seen at
+    64x64) is the whole of those channels rather than a small change on top of a bright frame (the
+    state IDM's `input_mode="delta"`, on pixels).
     `fusion="shared"` encodes s and s' separately with one encoder (one batched call) and feeds
     `[f, f', f' - f]` to an MLP head: motion has to survive the encoder's pooling, but the
     encoder is the policy's, so its weights could later be shared with it.
 
-    `head_hidden_sizes`: hidden widths of the head. None picks `()` for "concat" (the encoder's
+    `head_hidden_sizes`: hidden widths of the head. None picks `()` for "concat" and "delta" (the encoder's
     last layer is already a hidden layer) and `(256,)` for "shared" (a linear map of `f' - f`
     adds nothing over `f` and `f'`; a hidden layer lets the difference count).
     """
@@ -241,17 +245,19 @@ class PixelInverseDynamicsNet(nn.Module):
         _check_positive(output_dim=output_dim)
         self.fusion = fusion
         self.frames = FrameNormalizer(stack, image_size, channels_per_frame)
-        in_channels = self.frames.out_channels * (2 if fusion == "concat" else 1)
+        in_channels = self.frames.out_channels * (1 if fusion == "shared" else 2)
         self.encoder = make_encoder(encoder, in_channels, image_size)
         if head_hidden_sizes is None:
-            head_hidden_sizes = () if fusion == "concat" else (256,)
-        head_in = self.encoder.features * (1 if fusion == "concat" else 3)
+            head_hidden_sizes = (256,) if fusion == "shared" else ()
+        head_in = self.encoder.features * (3 if fusion == "shared" else 1)
         self.head = mlp(head_in, output_dim, list(head_hidden_sizes))
 
     def forward(self, obs: Tensor, next_obs: Tensor) -> Tensor:
         first, second = self.frames(obs), self.frames(next_obs)
         if self.fusion == "concat":
             return self.head(self.encoder(torch.cat([first, second], dim=1)))
+        if self.fusion == "delta":
+            return self.head(self.encoder(torch.cat([first, second - first], dim=1)))
         features = self.encoder(torch.cat([first, second], dim=0))
         now, then = features.split(first.size(0), dim=0)
         return self.head(torch.cat([now, then, then - now], dim=1))

@@ -31,7 +31,7 @@ from helpers import CLI_ENV
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 STACK, SIZE, BATCH, OUT = 2, 16, 8, 4
 ENCODERS = ["nature", "impala"]
-FUSIONS = ["concat", "shared"]
+FUSIONS = ["concat", "delta", "shared"]
 COLOURS = {"gray": 1, "rgb": 3}
 
 
@@ -101,6 +101,8 @@ def test_the_scale_is_inside_the_network(fusion):
     with torch.no_grad():
         if fusion == "concat":
             by_hand = net.head(net.encoder(torch.cat([first, second], dim=1)))
+        elif fusion == "delta":  # the change, signed: a static background cancels
+            by_hand = net.head(net.encoder(torch.cat([first, second - first], dim=1)))
         else:
             now, then = net.encoder(first), net.encoder(second)
             by_hand = net.head(torch.cat([now, then, then - now], dim=1))
@@ -140,7 +142,7 @@ def test_too_small_images_and_bad_settings_are_refused_in_one_line():
     assert PixelPolicyNet(STACK, 4, 1, OUT, encoder="impala")(torch.zeros(1, STACK, 4, 4, dtype=torch.uint8)).shape == (1, OUT)
     with pytest.raises(SettingError, match="encoder must be one of nature, impala"):
         PixelPolicyNet(STACK, SIZE, 1, OUT, encoder="resnet")  # type: ignore[arg-type]
-    with pytest.raises(SettingError, match="fusion must be one of concat, shared"):
+    with pytest.raises(SettingError, match="fusion must be one of concat, delta, shared"):
         PixelInverseDynamicsNet(STACK, SIZE, 1, OUT, fusion="sum")  # type: ignore[arg-type]
     with pytest.raises(SettingError, match="channels_per_frame must be 1"):
         PixelPolicyNet(STACK, SIZE, 2, OUT)

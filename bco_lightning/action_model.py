@@ -10,13 +10,15 @@ from torch import Tensor
 
 from bco_lightning.errors import SettingError
 from bco_lightning.nets import ActionCodec
-from bco_lightning.vision import is_frame_shape
+from bco_lightning.vision import is_frame_shape, random_shift
 
 
 class ActionModel(pl.LightningModule):
     """A supervised action predictor; subclasses define `forward(batch)` and `fit_normalizers`."""
 
     data_stage: str = ""
+    frame_keys: tuple[str, ...] = ("obs",)
+    """The batch entries that hold observations: `augment_shift` moves them together."""
 
     def __init__(
         self,
@@ -28,9 +30,13 @@ class ActionModel(pl.LightningModule):
         lr: float,
         weight_decay: float,
         obs_shape: list[int] | None = None,
+        augment_shift: int = 0,
     ) -> None:
         super().__init__()
         self.frames = obs_shape is not None and is_frame_shape(tuple(obs_shape))
+        if augment_shift < 0 or (augment_shift and not self.frames):
+            raise SettingError(f"`augment_shift` shifts frames: it must be 0 for state vectors and >= 0 for frames, got {augment_shift}")
+        self.augment_shift = augment_shift
         self.lr = lr
         self.weight_decay = weight_decay
         self.codec = ActionCodec(discrete, action_dim, action_low, action_high)
@@ -93,6 +99,8 @@ class ActionModel(pl.LightningModule):
         """
         optimizer = self.optimizers()
         for minibatch in batch if isinstance(batch, list) else [batch]:
+            if self.augment_shift:
+                minibatch = self.shifted(minibatch)
             loss = self.codec.loss(self(minibatch), self.codec.encode(minibatch["action"]))
             optimizer.zero_grad()
             self.manual_backward(loss)
@@ -100,6 +108,11 @@ class ActionModel(pl.LightningModule):
             batch_size = len(minibatch["action"])
             self._train_loss[0].add_(loss.detach(), alpha=batch_size)
             self._train_loss[1] += batch_size
+
+    def shifted(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The training batch with its frames moved by `random_shift` (validation sees them as they are)."""
+        moved = random_shift([batch[key] for key in self.frame_keys], self.augment_shift)
+        return {**batch, **dict(zip(self.frame_keys, moved))}
 
     def on_train_epoch_end(self) -> None:
         total, samples = self._train_loss

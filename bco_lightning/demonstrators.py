@@ -229,9 +229,9 @@ def play_episodes(
     if frames is None:
         env = make_env(env_id, env_kwargs)
     else:
-        from bco_lightning.video import make_rendering_env
+        from bco_lightning.pixels import make_camera_env
 
-        env = make_rendering_env(env_id, env_kwargs)
+        env = make_camera_env(env_id, env_kwargs)
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)

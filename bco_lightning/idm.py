@@ -31,10 +31,15 @@ class IDMModule(ActionModel):
         encoder: frames: "nature" (the DQN encoder) or "impala" (residual; 7 to 28 times slower
             on a CPU, `benchmarks/pixel_throughput.md`).
         fusion: frames: "concat" stacks `s` and `s'` on the channel axis into one encoder, so the
-            first conv sees pixel differences; "shared" encodes each and compares features.
+            first conv sees pixel differences; "delta" stacks `s` and `s' - s`; "shared" encodes
+            each and compares features.
+        augment_shift: frames: each training batch moves by a random shift of up to this many
+            pixels per axis (edges repeated), so that the interaction's frames do not
+            let the CNN memorise exact pixels; 0 trains on the frames as they are.
     """
 
     data_stage = "idm"
+    frame_keys = ("obs", "next_obs")
 
     def __init__(
         self,
@@ -50,8 +55,9 @@ class IDMModule(ActionModel):
         obs_shape: list[int] | None = None,
         encoder: EncoderName = "nature",
         fusion: Fusion = "concat",
+        augment_shift: int = 0,
     ) -> None:
-        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape)
+        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape, augment_shift)
         self.save_hyperparameters()
         self.net: InverseDynamicsNet | PixelInverseDynamicsNet
         if obs_shape is not None and is_frame_shape(tuple(obs_shape)):

@@ -66,13 +66,40 @@ def is_image_space(space: gym.Space) -> bool:
     return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
 
 
+# Simulators that draw the last action into their frame, by the attribute `render()` reads it from.
+# A camera filming the real system would not see such an overlay, and it gives the action away:
+# the IDM reads a_t off frame t+1 instead of the motion, and a policy reads a_{t-1} off frame t and
+# copies it (causal confusion, de Haan et al. 2019). Pendulum-v1 draws its torque as an arrow.
+ACTION_OVERLAYS: dict[str, str] = {"Pendulum-v1": "last_u"}
+
+
+class HideActionOverlay(gym.Wrapper):
+    """Renders the frame without the simulator's action overlay (`ACTION_OVERLAYS`)."""
+
+    def __init__(self, env: gym.Env, attribute: str) -> None:
+        super().__init__(env)
+        self.attribute = attribute
+
+    def render(self) -> Any:
+        setattr(self.env.unwrapped, self.attribute, None)  # only render() reads it
+        return self.env.render()
+
+
+def make_camera_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """`make_rendering_env` whose frames show what a camera would: no action overlay. Pixel
+    observations and `bco record --observation pixels` both film through it."""
+    env = make_rendering_env(env_id, env_kwargs)
+    attribute = ACTION_OVERLAYS.get(env_id)
+    return HideActionOverlay(env, attribute) if attribute else env
+
+
 def make_pixel_env(env_id: str, env_kwargs: dict[str, Any] | None, pixels: PixelSettings) -> gym.Env:
     """`env_id` with observations of stacked, resized uint8 frames (`pixels.observation_shape`).
 
     Raises `RenderError` in one line when the environment cannot render `rgb_array` frames here,
     before any interaction is spent on it.
     """
-    env = make_rendering_env(env_id, env_kwargs)
+    env = make_camera_env(env_id, env_kwargs)
     try:
         env.reset(seed=0)
         render_frame(env, env_id)  # refuse an environment without frames now, not mid-rollout

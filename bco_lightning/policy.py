@@ -26,6 +26,9 @@ class BCPolicyModule(ActionModel):
         obs_shape: frames: one observation's shape `(frame_stack, H, W[, 3])` (linked from the
             datamodule), which makes the network convolutional; None for state vectors.
         encoder: frames: "nature" (the DQN encoder) or "impala" (residual, much slower on a CPU).
+        augment_shift: frames: each training batch moves by a random shift of up to this many
+            pixels per axis (edges repeated), so that a few thousand demonstration frames do not
+            let the CNN memorise exact pixels; 0 trains on the frames as they are.
     """
 
     data_stage = "policy"
@@ -43,8 +46,9 @@ class BCPolicyModule(ActionModel):
         exploration_noise: float = 0.1,
         obs_shape: list[int] | None = None,
         encoder: EncoderName = "nature",
+        augment_shift: int = 0,
     ) -> None:
-        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape)
+        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape, augment_shift)
         self.save_hyperparameters()
         self.exploration_noise = exploration_noise
         self.net: PolicyNet | PixelPolicyNet

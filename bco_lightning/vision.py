@@ -107,6 +107,25 @@ class FrameNormalizer(nn.Module):
         return frames.float() * self.scale
 
 
+def random_shift(stacks: Sequence[Tensor], pad: int) -> list[Tensor]:
+    """Shift each sample's frames by a random whole number of pixels, up to `pad` either way on
+    each axis, repeating the edge pixels into the gap (DrQ's pad-and-crop, Kostrikov et al. 2021).
+
+    `stacks` are uint8 `(B, stack, H, W[, 3])` of one batch (an IDM's `s` and `s'`): sample i of
+    every stack moves by the same offset, so the motion between them is kept. The draw uses
+    torch's global RNG, which each unit of work seeds (`seeds.for_unit`).
+    """
+    first = stacks[0]
+    batch, size, device = first.size(0), first.size(2), first.device
+    offsets = torch.randint(-pad, pad + 1, (2, batch, 1), device=device)
+    positions = torch.arange(size, device=device)
+    rows = (positions + offsets[0]).clamp_(0, size - 1)[:, :, None]  # (B, H, 1)
+    cols = (positions + offsets[1]).clamp_(0, size - 1)[:, None, :]  # (B, 1, W)
+    samples = torch.arange(batch, device=device)[:, None, None]
+    # (B, stack, H, W[, 3]) -> (B, H, W, stack[, 3]), gather pixels, and back
+    return [stack.movedim(1, 3)[samples, rows, cols].movedim(3, 1) for stack in stacks]
+
+
 def _flattened_size(body: nn.Module, in_channels: int, image_size: int) -> int:
     """Features a conv body yields per sample, from one dummy forward (no hand-kept arithmetic)."""
     with torch.no_grad():

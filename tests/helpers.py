@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +45,24 @@ def run_bco(
     return subprocess.run(
         [*command, *args], cwd=cwd, env=env or CLI_ENV, capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_reference(args: list[str], tmp_path: Path) -> float:
+    """Run `bco ARGS` uninterrupted in `tmp_path/ref` (the summary a resumed run must equal);
+    its wall seconds bound how long a run that is to be killed may take."""
+    (tmp_path / "ref").mkdir()
+    started = time.perf_counter()
+    result = run_bco(args, cwd=tmp_path / "ref")
+    assert result.returncode == 0, result.stderr
+    return time.perf_counter() - started
+
+
+def killed_run_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """`(workdir, run_dir)` of the run a test kills: its own folder, and the run folder `bco run`
+    makes there for CartPole-v1."""
+    workdir = tmp_path / "killed"
+    workdir.mkdir()
+    return workdir, workdir / "lightning_logs" / "CartPole-v1" / "version_0"
 
 
 def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:

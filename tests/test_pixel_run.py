@@ -18,7 +18,9 @@ from bco_lightning.data.frames import resize_frames
 from bco_lightning.data.datamodule import lookahead_rows
 from bco_lightning.errors import ExpertFileError, SettingError
 from bco_lightning.vision import PixelInverseDynamicsNet, PixelPolicyNet
-from helpers import CLI_ENV, SHIPPED_CARTPOLE, SHIPPED_DEMONSTRATIONS, assert_one_line_error, bco_console_script, run_bco, stable
+from helpers import (
+    CLI_ENV, SHIPPED_CARTPOLE, SHIPPED_DEMONSTRATIONS, assert_one_line_error, bco_console_script, killed_run_folders, run_bco, run_reference, stable,
+)
 
 CARTPOLE_FRAMES = SHIPPED_DEMONSTRATIONS / "CartPole-v1-pixels.npz"
 PENDULUM_FRAMES = SHIPPED_DEMONSTRATIONS / "Pendulum-v1-pixels.npz"
@@ -143,16 +145,9 @@ def test_a_state_file_for_a_pixel_run_is_refused_in_one_line(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_a_killed_pixel_run_resumes_to_the_uninterrupted_summary(tmp_path: Path) -> None:
     reference = tmp_path / "reference.json"
-    (tmp_path / "ref").mkdir()
-    started = time.perf_counter()
-    result = run_bco(tiny_pixel_run(reference), cwd=tmp_path / "ref")
-    assert result.returncode == 0, result.stderr
-    duration = time.perf_counter() - started
-
-    workdir = tmp_path / "killed"
-    workdir.mkdir()
+    duration = run_reference(tiny_pixel_run(reference), tmp_path)
+    workdir, run_dir = killed_run_folders(tmp_path)
     summary = tmp_path / "resumed.json"
-    run_dir = workdir / "lightning_logs" / "CartPole-v1" / "version_0"
     process = subprocess.Popen([*bco_console_script(), *tiny_pixel_run(summary)], cwd=workdir, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     progress = run_dir / "state" / "progress.json"
     deadline = time.perf_counter() + duration

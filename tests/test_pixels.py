@@ -183,3 +183,25 @@ def test_the_run_folder_keeps_frame_links_across_a_resume(tmp_path) -> None:
     np.testing.assert_array_equal(restored.previous_row, transitions.previous_row)
     np.testing.assert_array_equal(restored.observations, transitions.observations)
     assert restored.observations.dtype == np.uint8
+
+
+def test_pendulum_frames_hide_the_torque_arrow_a_camera_would_not_see() -> None:
+    """Pendulum-v1 draws its last torque as an arrow: the pixel env's frame after a step is the
+    frame of the same state without it, and no longer tells which torque was applied."""
+    pixels = PixelSettings(image_size=32, grayscale=True, frame_stack=1)
+    camera = make_pixel_env("Pendulum-v1", None, pixels)
+    plain = make_rendering_env("Pendulum-v1")
+    try:
+        camera.reset(seed=3)
+        plain.reset(seed=3)
+        torque = np.array([2.0], dtype=np.float32)
+        obs, *_ = camera.step(torque)
+        plain.step(torque)
+        with_arrow = resize_frames(render_frame(plain, "Pendulum-v1")[None], 32, True)[0]
+        plain.unwrapped.last_u = None
+        without_arrow = resize_frames(render_frame(plain, "Pendulum-v1")[None], 32, True)[0]
+        assert not np.array_equal(with_arrow, without_arrow)
+        np.testing.assert_array_equal(obs[-1], without_arrow)
+    finally:
+        camera.close()
+        plain.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import CLI_ENV, bco_console_script, run_bco, small_run_args, stable, stderr_lines
+from helpers import CLI_ENV, bco_console_script, killed_run_folders, run_bco, run_reference, small_run_args, stable, stderr_lines
 
 
 def test_same_seed_gives_identical_summaries(tmp_path: Path, cartpole_file: Path) -> None:
@@ -89,16 +89,9 @@ def test_resume_refuses_changed_settings_and_fewer_iterations(tmp_path: Path, ca
 @pytest.mark.slow
 def test_sigkill_five_times_then_resume_gives_the_uninterrupted_summary(tmp_path: Path, cartpole_file: Path) -> None:
     reference = tmp_path / "reference.json"
-    started = time.perf_counter()
-    (tmp_path / "ref").mkdir()
-    result = run_bco(small_run_args(cartpole_file, reference), cwd=tmp_path / "ref")
-    assert result.returncode == 0, result.stderr
-    duration = time.perf_counter() - started
-
-    workdir = tmp_path / "killed"
-    workdir.mkdir()
+    duration = run_reference(small_run_args(cartpole_file, reference), tmp_path)
+    workdir, run_dir = killed_run_folders(tmp_path)
     summary = tmp_path / "resumed.json"
-    run_dir = workdir / "lightning_logs" / "CartPole-v1" / "version_0"
     rng = random.Random(0)
     args = small_run_args(cartpole_file, summary)
     kills = 0

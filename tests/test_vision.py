@@ -25,6 +25,7 @@ from bco_lightning.vision import (
     PixelPolicyNet,
     frame_layout,
     is_frame_shape,
+    random_shift,
 )
 from helpers import CLI_ENV
 
@@ -245,3 +246,48 @@ def test_pixel_throughput_quick_runs(tmp_path: Path, precision: str) -> None:
     rows = [line for line in text.splitlines() if line.startswith(("| policy |", "| IDM |")) and "samples" not in line]
     assert len(rows) == 6 + 3  # 3 models x 2 encoders, then 3 NatureCNN / IMPALA ratios
     assert all("%" in row for row in rows[:6])
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_random_shift_moves_each_sample_and_its_next_frames_by_one_offset(colour):
+    """Every shifted sample is its frames translated by a whole offset of at most `pad` pixels with
+    the edge repeated, and `s'` moves exactly as `s` does, so the motion between them survives."""
+    torch.manual_seed(0)
+    shape = (64, 2, 12, 12, 3) if colour else (64, 2, 12, 12)
+    obs = torch.randint(0, 256, shape, dtype=torch.uint8)
+    next_obs = torch.randint(0, 256, shape, dtype=torch.uint8)
+    moved_obs, moved_next = random_shift([obs, next_obs], pad=3)
+    assert moved_obs.shape == obs.shape and moved_obs.dtype == torch.uint8
+    offsets = set()
+    for i in range(len(obs)):
+        matches = [
+            (dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+            if torch.equal(moved_obs[i], _translated(obs[i], dy, dx)) and torch.equal(moved_next[i], _translated(next_obs[i], dy, dx))
+        ]
+        assert len(matches) == 1, f"sample {i} is no single translation of its frames"
+        offsets.add(matches[0])
+    assert len(offsets) > 10  # drawn per sample, not one offset for the batch
+    assert torch.equal(random_shift([obs], pad=0)[0], obs)
+
+
+def _translated(frames: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """`frames` (stack, H, W[, 3]) read at (row + dy, col + dx), edges repeated: the reference shift."""
+    size = frames.size(1)
+    rows = (torch.arange(size) + dy).clamp(0, size - 1)
+    cols = (torch.arange(size) + dx).clamp(0, size - 1)
+    return frames[:, rows][:, :, cols]
+
+
+def test_augment_shift_is_refused_for_state_vectors_and_moves_both_idm_inputs_together():
+    from bco_lightning.idm import IDMModule
+
+    with pytest.raises(SettingError, match="augment_shift"):
+        IDMModule(obs_dim=4, action_dim=2, discrete=True, augment_shift=4)
+    torch.manual_seed(0)
+    module = IDMModule(obs_dim=0, action_dim=2, discrete=True, obs_shape=[2, 16, 16], augment_shift=4)
+    frames = torch.zeros(32, 2, 16, 16, dtype=torch.uint8)
+    frames[:, :, 8, 8] = 255
+    batch = {"obs": frames, "next_obs": frames.clone(), "action": torch.arange(32)}
+    shifted = module.shifted(batch)
+    assert torch.equal(shifted["action"], batch["action"])
+    assert torch.equal(shifted["obs"], shifted["next_obs"]) and not torch.equal(shifted["obs"], frames)

@@ -259,6 +259,7 @@ class BCODataModule(pl.LightningDataModule):
         self.interaction: Transitions | None = None
         self.expert_labels: np.ndarray | None = None
         self.pending_collection: tuple[int, int, PolicyFactory | None] | None = None
+        self._stack_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # see `_stacks_of`
         self.show_progress = False  # `bco run` turns on the collection progress bar
 
     # Shapes for the models, linked with `link_arguments(..., apply_on="instantiate")`.
@@ -391,7 +392,7 @@ class BCODataModule(pl.LightningDataModule):
     def _frame_table(self, frames: np.ndarray, previous_row: np.ndarray | None, obs_index: np.ndarray, actions: np.ndarray | None) -> ExampleTable:
         """Examples over frames stored once: stack rows by index, `s'` `idm_lookahead` frames on."""
         assert self.pixels is not None and previous_row is not None
-        stacks = stack_index(np.arange(len(frames)), previous_row, self.pixels.frame_stack)
+        stacks = self._stacks_of(previous_row)
         next_index = lookahead_rows(obs_index, previous_row, self.idm_lookahead)
         return ExampleTable(
             torch.from_numpy(frames),
@@ -400,6 +401,18 @@ class BCODataModule(pl.LightningDataModule):
             None if actions is None else torch.from_numpy(actions),
             torch.from_numpy(stacks),
         )
+
+    def _stacks_of(self, previous_row: np.ndarray) -> np.ndarray:
+        """`stack_index` of every stored frame, built once per frame store (train, validation,
+        normalisation and labelling all ask): the expert's, and the latest interaction's, which
+        is a new array whenever the interaction grows."""
+        assert self.pixels is not None
+        store = "expert" if previous_row is self._expert_previous_rows else "interaction"
+        cached = self._stack_cache.get(store)
+        if cached is None or cached[0] is not previous_row:
+            cached = (previous_row, stack_index(np.arange(len(previous_row)), previous_row, self.pixels.frame_stack))
+            self._stack_cache[store] = cached
+        return cached[1]
 
     def _expert_pair_table(self, labelled: bool = False) -> ExampleTable:
         """Expert pairs `(s_t, s_{t+1})` inside episodes, in time order; with the IDM's labels."""

@@ -73,7 +73,7 @@ def idm_visibility(env_id: str, states: int) -> list[tuple[int, float]]:
             for action in (first, second):
                 env.unwrapped.state = copy.deepcopy(state)
                 shown = []
-                for k in range(2):  # the action, then the demonstrator's next one (the same for both branches' start)
+                for k in range(2):  # the action under test, then `first` in both branches
                     env.unwrapped.step(action if k == 0 else first)  # past the time limit's step count
                     shown.append(small(env.render()))
                 frames.append(shown)

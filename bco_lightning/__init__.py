@@ -3,7 +3,8 @@
 Learn a policy from state-only demonstrations (what an expert's environment looked like, with no
 record of its actions) and a gymnasium environment to interact with:
 
-- `BCODataModule` owns the data: the expert file, the interaction it collects, splits and labels.
+- `BCODataModule` owns the data: the expert file, the interaction it collects, splits and labels
+  (`RandomPlay` says how its pre-demonstration interaction plays).
 - `IDMModule` learns the inverse dynamics `p(a | s, s')` that labels the demonstrations.
 - `BCPolicyModule` clones the labelled demonstrations into a policy `pi(a | s)`.
 - `EnvEvaluationCallback` evaluates a policy in the environment when its fit ends.
@@ -15,6 +16,7 @@ See `examples/python_api.py` for BCO(0) with plain Lightning Trainers.
 from bco_lightning.callbacks import EnvEvaluationCallback, FitNormalizers, normalized_score
 from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.data.expert_file import ExpertDemonstrations, load_expert_file, save_expert_file
+from bco_lightning.data.rollouts import RandomPlay
 from bco_lightning.errors import BCOError, ConfigError, ExpertFileError, RenderError, RolloutError, SettingError
 from bco_lightning.export import export_policy
 from bco_lightning.idm import IDMModule
@@ -34,6 +36,7 @@ __all__ = [
     "ExpertFileError",
     "FitNormalizers",
     "IDMModule",
+    "RandomPlay",
     "RenderError",
     "RolloutError",
     "RunSettings",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bco_lightning.errors import RolloutError
-from bco_lightning.data.rollouts import Transitions, collect_transitions, evaluate_policy
+from bco_lightning.data.rollouts import RandomPlay, Transitions, collect_transitions, evaluate_policy
 from bco_lightning.demonstrators import cartpole_controller
 
 TAU = 0.02  # CartPole's Euler step: x' = x + tau * x_dot, theta' = theta + tau * theta_dot
@@ -96,6 +96,32 @@ def test_policy_is_called_on_batches_and_its_actions_are_recorded():
     assert np.all(transitions.actions == 1)
     # pushing right accelerates the cart rightwards at every step
     assert np.all(transitions.next_states[:, 1] > transitions.states[:, 1])
+
+
+def test_random_play_holds_each_action_for_repeat_steps():
+    transitions = collect_transitions("CartPole-v1", None, 600, seed=0, num_envs=3, random_play=RandomPlay(repeat=5))
+    # Steps are stored step-major (sub-env e of step t at row t * 3 + e), and every sub-env changes
+    # its action only at steps 0, 5, 10, ...: the step of each transition is its row // 3.
+    step = transitions.obs_index // 3
+    for env in range(3):
+        mine = transitions.obs_index % 3 == env
+        # consecutive steps only: the step after an episode's end is not a transition
+        consecutive = np.diff(step[mine]) == 1
+        changes = np.flatnonzero(consecutive & (np.diff(transitions.actions[mine]) != 0)) + 1
+        assert len(changes) > 10  # it does change (about half of the 40 blocks), at block boundaries only
+        assert np.all(step[mine][changes] % 5 == 0)
+
+
+def test_random_play_samples_within_its_bounds_and_probabilities():
+    play = RandomPlay(low=[0.5], high=[1.5])
+    box = collect_transitions("Pendulum-v1", None, 400, seed=0, num_envs=4, random_play=play).actions
+    assert box.min() >= 0.5 and box.max() <= 1.5 and box.max() - box.min() > 0.9
+    play = RandomPlay(probabilities=[0.1, 0.9])
+    discrete = collect_transitions("CartPole-v1", None, 2000, seed=0, num_envs=4, random_play=play).actions
+    assert 0.85 < np.mean(discrete == 1) < 0.95
+    # the uniform default is the action space's own seeded stream, as before this option existed
+    default = collect_transitions("CartPole-v1", None, 500, seed=3, num_envs=4, random_play=RandomPlay())
+    np.testing.assert_array_equal(default.actions, collect_transitions("CartPole-v1", None, 500, seed=3, num_envs=4).actions)
 
 
 def test_seeded_collection_is_reproducible():

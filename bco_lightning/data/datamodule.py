@@ -21,7 +21,7 @@ from torch import Tensor
 from bco_lightning.data.expert_file import ExpertDemonstrations, check_matches_env, load_expert_file
 from bco_lightning.data.frames import previous_rows, resize_frames, stack_index
 from bco_lightning.data.minari_source import is_minari_source, load_minari_expert
-from bco_lightning.data.rollouts import Policy, Transitions, collect_transitions
+from bco_lightning.data.rollouts import Policy, RandomPlay, Transitions, collect_transitions
 from bco_lightning import seeds
 from bco_lightning.distributed import gather_shares, share
 from bco_lightning.envs import EnvSpec, describe_env
@@ -174,6 +174,9 @@ class BCODataModule(pl.LightningDataModule):
         pre_demo_steps: pre-demonstration interactions `|I_pre|`; None scales them with the
             observation and action dimensions: 1000 x (obs dim + action dim)^2, 20k to 500k
             (50k for pixels).
+        random_play: how the pre-demonstration interaction plays (`RandomPlay`): by default
+            uniform random actions, as in BCO; sticky actions (`repeat`) and narrower `low`/`high`
+            bounds or `probabilities` make random play go where a demonstrator goes (a car that drives).
         observation: "state" learns from the environment's state vectors; "pixels" from its camera:
             the rendered `rgb_array` frame (an image observation such as CarRacing's as it is),
             resized to `image_size` and stacked over `frame_stack` frames, and the expert file
@@ -205,6 +208,7 @@ class BCODataModule(pl.LightningDataModule):
         env_kwargs: dict[str, Any] | None = None,
         expert_path: str = "data/CartPole-v1.npz",
         pre_demo_steps: int | None = None,
+        random_play: RandomPlay | None = None,
         num_envs: int = 16,
         val_fraction: float = 0.1,
         batch_size: int = 256,
@@ -253,6 +257,8 @@ class BCODataModule(pl.LightningDataModule):
         else:
             self.spec = describe_pixel_env(env_id, self.env_kwargs, self.pixels)
         self.pre_demo_steps = pre_demo_steps or default_pre_demo_steps(self.spec)
+        self.random_play = random_play or RandomPlay()
+        self.random_play.check(self.spec)
         # Which model the next fit trains, so which data it serves: whoever drives the fit sets it
         # (`BCORun`, `bco fit`, or a user's own loop), to a model's `data_stage`.
         self.stage: Stage = "idm"
@@ -325,7 +331,7 @@ class BCODataModule(pl.LightningDataModule):
             rank_seed = seeds.for_rank(seed, rank)
             bar = f"collect {steps:,} steps" if self.show_progress and rank == 0 else None
             return collect_transitions(
-                self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs, bar, self.pixels
+                self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs, bar, self.pixels, self.random_play
             )
 
         self.add_interaction(Transitions.concatenate(gather_shares(my_share, world_size)))

@@ -15,8 +15,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from bco_lightning.envs import make_vector_env
-from bco_lightning.errors import RolloutError
+from bco_lightning.envs import EnvSpec, make_vector_env
+from bco_lightning.errors import RolloutError, SettingError
 
 if TYPE_CHECKING:
     from bco_lightning.pixels import PixelSettings
@@ -95,11 +95,90 @@ class Transitions:
         )
 
 
-def random_policy(action_space: Any) -> Policy:
-    """Uniform random actions from a seeded (batched) action space."""
+@dataclass(frozen=True)
+class RandomPlay:
+    """How the pre-demonstration interaction plays at random. The defaults are BCO's uniform random
+    actions; the others exist because uniform play does not go where a demonstrator goes in every
+    environment (a car given uniform gas and brake at once stands still, so its IDM never sees it drive).
+
+    Attributes:
+        repeat: hold each sampled action for this many steps (sticky actions), so that random
+            play travels instead of dithering.
+        low / high: Box actions only: sample each dimension uniformly from `[low, high]` (within
+            the action space) instead of the whole space.
+        probabilities: Discrete actions only: sample action i with `probabilities[i]` instead of uniformly.
+    """
+
+    repeat: int = 1
+    low: list[float] | None = None
+    high: list[float] | None = None
+    probabilities: list[float] | None = None
+
+    @property
+    def is_uniform(self) -> bool:
+        return self.low is None and self.high is None and self.probabilities is None
+
+    def check(self, spec: EnvSpec) -> None:
+        """Refuse settings that `spec`'s action space cannot play, in one line."""
+        where = f"{spec.env_id}'s {'Discrete' if spec.discrete else 'Box'} actions"
+        if self.repeat < 1:
+            raise SettingError(f"`random_play` repeat must be >= 1, got {self.repeat}", owner="BCODataModule")
+        if spec.discrete and (self.low is not None or self.high is not None):
+            raise SettingError(f"`random_play` low/high are for Box actions, not {where}: give probabilities", owner="BCODataModule")
+        if not spec.discrete and self.probabilities is not None:
+            raise SettingError(f"`random_play` probabilities are for Discrete actions, not {where}: give low/high", owner="BCODataModule")
+        if self.probabilities is not None:
+            p = np.asarray(self.probabilities, dtype=np.float64)
+            if p.shape != (spec.action_dim,) or np.any(p < 0) or not np.isclose(p.sum(), 1.0):
+                raise SettingError(
+                    f"`random_play` probabilities {self.probabilities} must be {spec.action_dim} non-negative numbers summing to 1, one per action of {where}",
+                    owner="BCODataModule",
+                )
+        if not spec.discrete and not (self.low is None and self.high is None):
+            space_low, space_high = np.asarray(spec.action_low), np.asarray(spec.action_high)
+            low = space_low if self.low is None else np.asarray(self.low, dtype=np.float64)
+            high = space_high if self.high is None else np.asarray(self.high, dtype=np.float64)
+            if low.shape != (spec.action_dim,) or high.shape != (spec.action_dim,):
+                raise SettingError(f"`random_play` low and high need {spec.action_dim} entries each, one per dimension of {where}", owner="BCODataModule")
+            if np.any(low > high) or np.any(low < space_low) or np.any(high > space_high):
+                raise SettingError(
+                    f"`random_play` low {low.tolist()} and high {high.tolist()} must satisfy low <= high within the bounds of {where}, "
+                    f"{space_low.tolist()} to {space_high.tolist()}",
+                    owner="BCODataModule",
+                )
+
+
+def random_policy(action_space: Any, play: RandomPlay | None = None, seed: int | None = None) -> Policy:
+    """Random actions for a batched action space: uniform from the (seeded) space itself, or as
+    `play` says, from a numpy generator seeded with `seed`."""
+    play = play or RandomPlay()
+    if play.is_uniform:
+        sample = action_space.sample
+    else:
+        rng = np.random.default_rng(seed)
+        batch = action_space.shape[0]
+        if isinstance(action_space, gym.spaces.MultiDiscrete):
+            start = action_space.start
+
+            def sample() -> np.ndarray:
+                return (start + rng.choice(len(play.probabilities), size=batch, p=play.probabilities)).astype(action_space.dtype)  # type: ignore[arg-type]
+
+        else:
+            low = action_space.low if play.low is None else np.broadcast_to(np.asarray(play.low), action_space.shape)
+            high = action_space.high if play.high is None else np.broadcast_to(np.asarray(play.high), action_space.shape)
+
+            def sample() -> np.ndarray:
+                return rng.uniform(low, high).astype(action_space.dtype)
+
+    held: np.ndarray | None = None
+    steps = 0
 
     def act(observations: np.ndarray) -> np.ndarray:
-        return action_space.sample()
+        nonlocal held, steps
+        if held is None or steps % play.repeat == 0:
+            held = sample()
+        steps += 1
+        return held
 
     return act
 
@@ -129,8 +208,10 @@ def collect_transitions(
     num_envs: int = 8,
     progress: str | None = None,
     pixels: PixelSettings | None = None,
+    random_play: RandomPlay | None = None,
 ) -> Transitions:
-    """Step `num_envs` sub-envs until `num_steps` valid transitions exist; `policy=None` is uniform random.
+    """Step `num_envs` sub-envs until `num_steps` valid transitions exist; `policy=None` plays at
+    random (uniformly, or as `random_play` says).
 
     Every environment step is one interaction; the result holds exactly `num_steps` transitions.
     `progress` names a tqdm bar on stderr (None: no bar). With `pixels`, the sub-envs observe stacks
@@ -139,7 +220,7 @@ def collect_transitions(
     """
     envs = _vector_env(env_id, env_kwargs, num_envs, pixels)
     envs.action_space.seed(seed)
-    act = policy or random_policy(envs.action_space)
+    act = policy or random_policy(envs.action_space, random_play, seed)
     # Row t * num_envs + e of the stacked steps holds sub-env e's observation after t steps, so
     # a transition (t, e) pairs that row with the one num_envs rows later.
     steps: list[np.ndarray] = []

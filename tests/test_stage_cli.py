@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from bco_lightning.data.expert_file import load_expert_file
 from bco_lightning.idm import IDMModule
@@ -30,7 +31,7 @@ def stage_dir(tmp_path_factory) -> Path:
 def idm_checkpoint(stage_dir) -> Path:
     result = run_bco(
         ["fit", "--model", "IDMModule", "--data.pre_demo_steps", "2000", "--trainer.max_epochs", "2",
-         "--trainer.default_root_dir", str(stage_dir / "idm"), *QUIET],
+         "--data.random_play.repeat", "2", "--trainer.default_root_dir", str(stage_dir / "idm"), *QUIET],
         cwd=stage_dir,
     )
     assert result.returncode == 0, result.stderr
@@ -54,6 +55,9 @@ def test_fit_idm_writes_a_checkpoint_with_linked_shapes(stage_dir, idm_checkpoin
     assert idm.hparams.obs_dim == 4 and idm.hparams.action_dim == 2 and idm.hparams.discrete is True
     assert bool(idm.net.obs_normalizer.fitted)
     assert (idm_checkpoint.parents[1] / "config.yaml").is_file()
+    # the datamodule's settings are plain data, so the checkpoint loads without unpickling classes
+    saved = torch.load(idm_checkpoint, map_location="cpu", weights_only=True)
+    assert saved["datamodule_hyper_parameters"]["random_play"] == {"repeat": 2, "low": None, "high": None, "probabilities": None}
     # two epochs are enough for CartPole's inverse dynamics: it labels the shipped file correctly
     expert = load_expert_file(SHIPPED_CARTPOLE)
     labels = idm.label(expert.observations, expert.pair_indices())

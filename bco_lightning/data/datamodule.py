@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -239,6 +239,8 @@ class BCODataModule(pl.LightningDataModule):
         if observation == "state" and idm_lookahead != 1:
             raise SettingError(f"`idm_lookahead` {idm_lookahead} needs `observation` pixels (state vectors hold velocities)", owner="BCODataModule")
         self.save_hyperparameters()
+        # as plain data: a checkpoint must load with torch.load(weights_only=True), which refuses classes
+        self.hparams["random_play"] = None if random_play is None else asdict(random_play)
         self.env_id = env_id
         self.env_kwargs = env_kwargs or {}
         self.expert_path: Path | str = expert_path if is_minari_source(expert_path) else resolve_expert_path(expert_path)

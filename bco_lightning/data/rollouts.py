@@ -159,9 +159,11 @@ def random_policy(action_space: Any, play: RandomPlay | None = None, seed: int |
         batch = action_space.shape[0]
         if isinstance(action_space, gym.spaces.MultiDiscrete):
             start = action_space.start
+            weights = np.asarray(play.probabilities, dtype=np.float64)
+            weights /= weights.sum()  # `check` allows a rounding error that numpy's choice would refuse
 
             def sample() -> np.ndarray:
-                return (start + rng.choice(len(play.probabilities), size=batch, p=play.probabilities)).astype(action_space.dtype)  # type: ignore[arg-type]
+                return (start + rng.choice(len(weights), size=batch, p=weights)).astype(action_space.dtype)
 
         else:
             low = action_space.low if play.low is None else np.broadcast_to(np.asarray(play.low), action_space.shape)

@@ -18,19 +18,29 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import yaml
 
 from bco_lightning.atomic import atomic_write
 from bco_lightning.data.rollouts import RandomPlay, random_policy
 from bco_lightning.demonstrators import CarRacingController
+from bco_lightning.resources import resolve_config_path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def config_play(name: str) -> RandomPlay:
+    """The random play a shipped config sets, read from the config itself so that the two cannot drift."""
+    config = yaml.safe_load(resolve_config_path(name).read_text())
+    return RandomPlay(**config["data"]["random_play"])
+
+
 PLAYS: list[tuple[bool, RandomPlay, str]] = [
     (True, RandomPlay(), "uniform (BCO's default)"),
     (True, RandomPlay(repeat=8), "sticky only"),
-    (True, RandomPlay(repeat=4, high=[1.0, 1.0, 0.2]), "carracing-pixels.yaml"),
+    (True, config_play("carracing-pixels.yaml"), "carracing-pixels.yaml"),
     (False, RandomPlay(), "uniform (BCO's default)"),
     (False, RandomPlay(repeat=8), "sticky only"),
-    (False, RandomPlay(repeat=8, probabilities=[0.2, 0.2, 0.2, 0.35, 0.05]), "carracing-discrete-pixels.yaml"),
+    (False, config_play("carracing-discrete-pixels.yaml"), "carracing-discrete-pixels.yaml"),
 ]
 
 

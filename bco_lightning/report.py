@@ -14,6 +14,7 @@ from bco_lightning.data.datamodule import BCODataModule
 from bco_lightning.distributed import is_rank_zero
 from bco_lightning.errors import RenderError
 from bco_lightning.idm import IDMModule
+from bco_lightning.nets import ActionCodec
 from bco_lightning.policy import BCPolicyModule
 from bco_lightning.run_folder import RunFolder
 
@@ -21,16 +22,21 @@ if TYPE_CHECKING:
     from bco_lightning.pipeline import RunSettings
 
 
-def label_accuracy(labels: np.ndarray, true_actions: np.ndarray | None, discrete: bool, half_range: np.ndarray | None) -> float | None:
+def half_range(codec: ActionCodec) -> np.ndarray | None:
+    """Half the width of each Box action dimension (None for discrete actions): the scale of label errors."""
+    return None if codec.discrete else codec.half_range.cpu().numpy()
+
+
+def label_accuracy(labels: np.ndarray, true_actions: np.ndarray | None, codec: ActionCodec) -> float | None:
     """How often the IDM's labels match the demonstrator's true actions (diagnostics only).
 
     Discrete: exact matches. Box: share of action components within 10% of the half-range.
     """
     if true_actions is None:
         return None
-    if discrete:
+    if codec.discrete:
         return float(np.mean(labels.reshape(-1) == true_actions.reshape(-1)))
-    error = np.abs(labels - true_actions.reshape(labels.shape)) / half_range
+    error = np.abs(labels - true_actions.reshape(labels.shape)) / half_range(codec)
     return float(np.mean(error <= 0.1))
 
 
@@ -47,9 +53,7 @@ class RunReport:
 
     def label_accuracy(self, labels: np.ndarray) -> float | None:
         """How often `labels` match the expert file's true actions (None without them)."""
-        codec = self.idm.codec
-        half_range = None if codec.discrete else codec.half_range.cpu().numpy()
-        return label_accuracy(labels, self.data.expert.actions, codec.discrete, half_range)
+        return label_accuracy(labels, self.data.expert.actions, self.idm.codec)
 
     def log_video(self, iteration: int) -> None:
         """One evaluation episode of this iteration's policy (the evaluation's first seed) as
@@ -75,13 +79,13 @@ class RunReport:
         from bco_lightning.diagnostics import idm_image
 
         codec, expert, writer = self.idm.codec, self.data.expert, self.folder.logger.experiment
-        half_range = None if codec.discrete else codec.half_range.cpu().numpy()
+        scale = half_range(codec)
         val = self.data.idm_validation_transitions()
         inferred = self.idm.infer(val["obs"], val["next_obs"]).numpy()
-        image = idm_image(val["action"].numpy(), inferred, codec.discrete, codec.action_dim, half_range, "IDM on held-out interaction transitions")
+        image = idm_image(val["action"].numpy(), inferred, codec.discrete, codec.action_dim, scale, "IDM on held-out interaction transitions")
         writer.add_image("idm/validation_transitions", image, step, dataformats="HWC")
         if expert.actions is not None:
-            image = idm_image(expert.actions, labels, codec.discrete, codec.action_dim, half_range, "IDM labels vs the demonstrator's true actions")
+            image = idm_image(expert.actions, labels, codec.discrete, codec.action_dim, scale, "IDM labels vs the demonstrator's true actions")
             writer.add_image("idm/expert_labels_vs_true_actions", image, step, dataformats="HWC")
 
     def log_hparams(self, summary: dict[str, Any]) -> None:

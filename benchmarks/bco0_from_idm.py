@@ -40,8 +40,7 @@ def main() -> None:
     # weights_only=False: checkpoints written before random_play was saved as plain data hold a pickled class
     idm = IDMModule.load_from_checkpoint(args.idm_checkpoint, map_location="cpu", weights_only=False).eval()
     data.expert_labels = data.label_expert(idm)
-    half_range = None if idm.codec.discrete else idm.codec.half_range.cpu().numpy()
-    print("label accuracy", label_accuracy(data.expert_labels, data.expert.actions, idm.codec.discrete, half_range), flush=True)
+    print("label accuracy", label_accuracy(data.expert_labels, data.expert.actions, idm.codec), flush=True)
     policy = BCPolicyModule(**data.model_shapes, encoder="nature", lr=3e-4)
     evaluation = EnvEvaluationCallback(
         args.env_id, args.env_kwargs, episodes=args.episodes, num_envs=args.episodes, seed=12345,

@@ -77,7 +77,7 @@ def label_errors(net: InverseDynamicsNet, codec: ActionCodec, obs: np.ndarray, n
     labels = codec.decode(output).numpy()
     return {
         "mae": float(codec.error(output, torch.as_tensor(actions))),
-        "accuracy": label_accuracy(labels, actions, False, codec.half_range.numpy()),  # type: ignore[dict-item]
+        "accuracy": label_accuracy(labels, actions, codec),  # type: ignore[dict-item]
     }
 
 

@@ -112,6 +112,7 @@ class EnvEvaluationCallback(pl.Callback):
             choosing among policies without looking at the evaluation episodes (`selection_result`).
         selection_episodes: how many selection episodes; None plays as many as `episodes`.
         pixels: the policy observes frame stacks made so (`BCODataModule.pixels`); None: state vectors.
+        async_envs: step each sub-env in a worker process (`BCODataModule`'s `async_envs`).
     """
 
     def __init__(
@@ -128,8 +129,10 @@ class EnvEvaluationCallback(pl.Callback):
         selection_seed: int | None = None,
         selection_episodes: int | None = None,
         pixels: PixelSettings | None = None,
+        async_envs: bool = False,
     ) -> None:
         self.env_id = env_id
+        self.async_envs = async_envs
         self.pixels = pixels
         self.env_kwargs = env_kwargs or {}
         self.episodes = episodes
@@ -159,7 +162,7 @@ class EnvEvaluationCallback(pl.Callback):
             episodes = share(total_episodes, rank, world_size)
             if episodes == 0:
                 return EvaluationResult(np.zeros(0), np.zeros(0, dtype=np.int64))
-            return evaluate_policy(self.env_id, self.env_kwargs, policy, episodes, seeds.for_rank(seed, rank), self.num_envs, self.pixels)
+            return evaluate_policy(self.env_id, self.env_kwargs, policy, episodes, seeds.for_rank(seed, rank), self.num_envs, self.pixels, self.async_envs)
 
         parts = gather_shares(my_share, world_size)
         return EvaluationResult(np.concatenate([p.returns for p in parts]), np.concatenate([p.lengths for p in parts]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -56,13 +56,16 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **extra: Any
         ) from None
 
 
-def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int) -> gym.vector.VectorEnv:
+def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int, async_envs: bool = False) -> gym.vector.VectorEnv:
     """gymnasium's own vectorised implementation where the environment registers one (CartPole
-    steps every sub-env in one numpy call), else sub-envs stepped in this process.
+    steps every sub-env in one numpy call), else sub-envs stepped in this process, or with
+    `async_envs` each in a worker process (`vector_of`).
 
     Worker processes (`AsyncVectorEnv`) were measured slower than in-process stepping for MuJoCo on
     2 cores (`benchmarks/throughput.md`): a process hop costs more than a HalfCheetah step.
     """
+    if async_envs:
+        return vector_of(lambda: make_env(env_id, env_kwargs), num_envs, async_envs)
     try:
         native = gym.spec(env_id).vector_entry_point is not None
     except gym.error.Error:
@@ -72,7 +75,17 @@ def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: in
             return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
         except TypeError as error:
             raise SettingError(f"bad `env_kwargs` for {env_id!r}: {error}") from None
-    return gym.vector.SyncVectorEnv([lambda: make_env(env_id, env_kwargs) for _ in range(num_envs)])
+    return vector_of(lambda: make_env(env_id, env_kwargs), num_envs, async_envs)
+
+
+def vector_of(make: Callable[[], gym.Env], num_envs: int, async_envs: bool) -> gym.vector.VectorEnv:
+    """`num_envs` copies of `make()` stepped in this process, or with `async_envs` one worker process
+    each (gymnasium's `AsyncVectorEnv`, observations in shared memory). Both give the same
+    transitions for the same seeds; workers pay where one step costs more than a process hop, as
+    CarRacing's (about 7 ms on a 2-core laptop-class CPU), on a machine with cores to spare."""
+    if async_envs:
+        return gym.vector.AsyncVectorEnv([make] * num_envs, shared_memory=True)
+    return gym.vector.SyncVectorEnv([make] * num_envs)
 
 
 def describe_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> EnvSpec:

@@ -327,6 +327,7 @@ class BCORun:
             selection_seed=seeds.for_selection(s.seed) if s.select_best else None,
             selection_episodes=s.selection_episodes,
             pixels=self.data.pixels,
+            async_envs=self.data.async_envs,
         )
 
     def _exploration_noise(self) -> float:

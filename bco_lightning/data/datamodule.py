@@ -190,6 +190,9 @@ class BCODataModule(pl.LightningDataModule):
         expert_skip_frames: drop the first this many observations of every expert episode (a
             recording's start screen, CarRacing's zoom-in); the policy never sees them.
         num_envs: sub-environments stepped together during collection and evaluation.
+        async_envs: step each sub-environment in a worker process (gymnasium's `AsyncVectorEnv`):
+            the same transitions and returns, faster where a step costs more than a process hop
+            (CarRacing's rendering) on a machine with a core per sub-environment to spare.
         val_fraction: share of transitions (IDM) and expert pairs (policy) held out for validation.
         batch_size: training batch size of both stages (one optimiser step per batch).
         batches_per_step: training batches that one Lightning step takes, with one optimiser
@@ -210,6 +213,7 @@ class BCODataModule(pl.LightningDataModule):
         pre_demo_steps: int | None = None,
         random_play: RandomPlay | None = None,
         num_envs: int = 16,
+        async_envs: bool = False,
         val_fraction: float = 0.1,
         batch_size: int = 256,
         batches_per_step: int = DEFAULT_BATCHES_PER_STEP,
@@ -245,6 +249,7 @@ class BCODataModule(pl.LightningDataModule):
         self.env_kwargs = env_kwargs or {}
         self.expert_path: Path | str = expert_path if is_minari_source(expert_path) else resolve_expert_path(expert_path)
         self.num_envs = num_envs
+        self.async_envs = async_envs
         self.val_fraction = val_fraction
         self.batch_size = batch_size
         self.batches_per_step = batches_per_step
@@ -333,7 +338,7 @@ class BCODataModule(pl.LightningDataModule):
             rank_seed = seeds.for_rank(seed, rank)
             bar = f"collect {steps:,} steps" if self.show_progress and rank == 0 else None
             return collect_transitions(
-                self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs, bar, self.pixels, self.random_play
+                self.env_id, self.env_kwargs, share(steps, rank, world_size), rank_seed, explore, self.num_envs, bar, self.pixels, self.random_play, self.async_envs
             )
 
         self.add_interaction(Transitions.concatenate(gather_shares(my_share, world_size)))

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from bco_lightning.envs import EnvSpec, make_vector_env
+from bco_lightning.envs import EnvSpec, make_vector_env, vector_of
 from bco_lightning.errors import RolloutError, SettingError
 
 if TYPE_CHECKING:
@@ -185,13 +185,16 @@ def random_policy(action_space: Any, play: RandomPlay | None = None, seed: int |
     return act
 
 
-def _vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int, pixels: PixelSettings | None) -> gym.vector.VectorEnv:
-    """State observations (`make_vector_env`), or sub-envs that observe frame stacks (`make_pixel_env`)."""
+def _vector_env(
+    env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int, pixels: PixelSettings | None, async_envs: bool
+) -> gym.vector.VectorEnv:
+    """State observations (`make_vector_env`), or sub-envs that observe frame stacks (`make_pixel_env`);
+    `async_envs` steps each sub-env in a worker process."""
     if pixels is None:
-        return make_vector_env(env_id, env_kwargs, num_envs)
+        return make_vector_env(env_id, env_kwargs, num_envs, async_envs)
     from bco_lightning.pixels import make_pixel_env
 
-    return gym.vector.SyncVectorEnv([lambda: make_pixel_env(env_id, env_kwargs, pixels) for _ in range(num_envs)])
+    return vector_of(lambda: make_pixel_env(env_id, env_kwargs, pixels), num_envs, async_envs)
 
 
 def _checked(observations: np.ndarray, env_id: str) -> np.ndarray:
@@ -211,6 +214,7 @@ def collect_transitions(
     progress: str | None = None,
     pixels: PixelSettings | None = None,
     random_play: RandomPlay | None = None,
+    async_envs: bool = False,
 ) -> Transitions:
     """Step `num_envs` sub-envs until `num_steps` valid transitions exist; `policy=None` plays at
     random (uniformly, or as `random_play` says).
@@ -218,9 +222,10 @@ def collect_transitions(
     Every environment step is one interaction; the result holds exactly `num_steps` transitions.
     `progress` names a tqdm bar on stderr (None: no bar). With `pixels`, the sub-envs observe stacks
     of frames (`make_pixel_env`); the policy acts on those stacks, and each frame is stored once
-    (the newest of each stack) with its `previous_row` link.
+    (the newest of each stack) with its `previous_row` link. `async_envs` steps each sub-env in a
+    worker process (the same transitions, see `vector_of`).
     """
-    envs = _vector_env(env_id, env_kwargs, num_envs, pixels)
+    envs = _vector_env(env_id, env_kwargs, num_envs, pixels, async_envs)
     envs.action_space.seed(seed)
     act = policy or random_policy(envs.action_space, random_play, seed)
     # Row t * num_envs + e of the stacked steps holds sub-env e's observation after t steps, so
@@ -291,9 +296,11 @@ def evaluate_policy(
     seed: int,
     num_envs: int = 8,
     pixels: PixelSettings | None = None,
+    async_envs: bool = False,
 ) -> EvaluationResult:
     """Run exactly `episodes` episodes; `policy=None` evaluates uniform random actions. With
-    `pixels` the policy sees uint8 frame stacks (`make_pixel_env`) instead of state vectors.
+    `pixels` the policy sees uint8 frame stacks (`make_pixel_env`) instead of state vectors;
+    `async_envs` steps each sub-env in a worker process.
 
     Each sub-env has a fixed quota of episodes, fixed before the run, so that short episodes do not
     crowd out long ones (counting the first N to finish would bias the mean toward short episodes).
@@ -301,7 +308,7 @@ def evaluate_policy(
     num_envs = max(1, min(num_envs, episodes))
     quota = np.full(num_envs, episodes // num_envs)
     quota[: episodes % num_envs] += 1
-    envs = _vector_env(env_id, env_kwargs, num_envs, pixels)
+    envs = _vector_env(env_id, env_kwargs, num_envs, pixels, async_envs)
     envs.action_space.seed(seed)
     act = policy or random_policy(envs.action_space)
     returns: list[list[float]] = [[] for _ in range(num_envs)]

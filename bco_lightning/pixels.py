@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import AddRenderObservation, FrameStackObservation, TransformObservation
 
+from bco_lightning.cameras import CAMERAS, Camera
 from bco_lightning.data.frames import resize_frames
 from bco_lightning.envs import EnvSpec, spec_from_spaces
 from bco_lightning.errors import SettingError
@@ -86,9 +87,13 @@ class HideActionOverlay(gym.Wrapper):
 
 
 def make_camera_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    """`make_rendering_env` whose frames show what a camera would: no action overlay. Pixel
+    """`make_rendering_env` whose frames show what a camera would: no action overlay, and sub-pixel
+    motion where the simulator's renderer snaps to whole pixels (`cameras.CAMERAS`). Pixel
     observations and `bco record --observation pixels` both film through it."""
     env = make_rendering_env(env_id, env_kwargs)
+    draw = CAMERAS.get(env_id)
+    if draw is not None:
+        env = Camera(env, draw)
     attribute = ACTION_OVERLAYS.get(env_id)
     return HideActionOverlay(env, attribute) if attribute else env
 

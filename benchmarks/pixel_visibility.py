@@ -4,7 +4,8 @@ frame shows: the ceiling of learning CartPole and Pendulum from pixels, measured
     python benchmarks/pixel_visibility.py          # writes benchmarks/pixel_visibility.md
 
 Two questions per environment, on the shipped demonstrator's own episodes (seed 0 on), filmed
-through `make_camera_env` as pixel runs and `bco record --observation pixels` film them:
+through `make_camera_env` as pixel runs and `bco record --observation pixels` film them (and
+CartPole also through gymnasium's own pygame render, which snaps to whole pixels):
 
 - Policy: how often is a frame identical to the one before, at the render's native resolution and
   after `resize_frames` to 64x64 gray? The controller still acts on the state that moved, so a
@@ -25,18 +26,20 @@ from bco_lightning.atomic import atomic_write
 from bco_lightning.data.frames import resize_frames
 from bco_lightning.demonstrators import scripted_controller
 from bco_lightning.pixels import make_camera_env
+from bco_lightning.video import make_rendering_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTREME_ACTIONS = {"CartPole-v1": (0, 1), "Pendulum-v1": (np.array([-2.0], np.float32), np.array([2.0], np.float32))}
+CAMERAS = {"camera": make_camera_env, "gymnasium's render": make_rendering_env}
 
 
 def small(frame: np.ndarray) -> np.ndarray:
     return resize_frames(frame[None], 64, True)[0].astype(np.int64)
 
 
-def policy_visibility(env_id: str, episodes: int) -> tuple[int, int, int]:
+def policy_visibility(env_id: str, episodes: int, camera: str) -> tuple[int, int, int]:
     """(steps, native frames identical to the previous, 64x64 gray frames identical to the previous)."""
-    env = make_camera_env(env_id)
+    env = CAMERAS[camera](env_id)
     controller = scripted_controller(env_id)
     steps = native_same = small_same = 0
     try:
@@ -57,10 +60,10 @@ def policy_visibility(env_id: str, episodes: int) -> tuple[int, int, int]:
     return steps, native_same, small_same
 
 
-def idm_visibility(env_id: str, states: int) -> list[tuple[int, float]]:
+def idm_visibility(env_id: str, states: int, camera: str) -> list[tuple[int, float]]:
     """Per lookahead k = 1, 2: (states whose frame k steps on is the same for both extreme actions,
     mean over states of the largest 64x64 gray difference between the two)."""
-    env = make_camera_env(env_id)
+    env = CAMERAS[camera](env_id)
     controller = scripted_controller(env_id)
     first, second = EXTREME_ACTIONS[env_id]
     same = [0, 0]
@@ -100,17 +103,18 @@ def main() -> None:
         "# What the frames show",
         "",
         f"`python benchmarks/pixel_visibility.py --episodes {args.episodes} --states {args.states}`: the shipped scripted",
-        "demonstrators filmed through `make_camera_env` (no action overlay), seed 0 on.",
+        "demonstrators filmed through `make_camera_env` (no action overlay; CartPole drawn by `cameras.cartpole_frame`),",
+        "and CartPole through gymnasium's own render too, seed 0 on.",
         "",
-        "| environment | demonstrator steps | frame identical to the previous: native | at 64x64 gray | "
+        "| environment | filmed by | demonstrator steps | frame identical to the previous: native | at 64x64 gray | "
         "extreme actions give the same frame 1 step on | 2 steps on | mean largest gray difference 1 step on | 2 steps on |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for env_id in EXTREME_ACTIONS:
-        steps, native_same, small_same = policy_visibility(env_id, args.episodes)
-        (same1, diff1), (same2, diff2) = idm_visibility(env_id, args.states)
+    for env_id, camera in (("CartPole-v1", "camera"), ("CartPole-v1", "gymnasium's render"), ("Pendulum-v1", "camera")):
+        steps, native_same, small_same = policy_visibility(env_id, args.episodes, camera)
+        (same1, diff1), (same2, diff2) = idm_visibility(env_id, args.states, camera)
         lines.append(
-            f"| {env_id} | {steps} | {native_same / steps:.1%} | {small_same / steps:.1%} | "
+            f"| {env_id} | {camera} | {steps} | {native_same / steps:.1%} | {small_same / steps:.1%} | "
             f"{same1 / args.states:.1%} | {same2 / args.states:.1%} | {diff1:.1f} | {diff2:.1f} |"
         )
         print(lines[-1], flush=True)

@@ -7,9 +7,13 @@
 # Usage: OUT=results_dir bash benchmarks/carracing_gpu.sh
 #   (python3 must see torch with CUDA, pytorch_lightning, gymnasium[box2d], pygame and jsonargparse;
 #   the repo root goes on PYTHONPATH). ACCEL=cpu EXTRA="..." runs the same cells tiny, to try the script.
+#   SEEDS, CONFIGS and METHODS (bco0, bc) pick fewer cells: a BCO(0) cell's 16 CarRacing workers take
+#   a 16-core machine's CPU during collection, so 13 runs at once finished none (carracing_gpu.md).
+#   BF16_CHECK=0 skips the bf16-mixed run.
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" SDL_VIDEODRIVER=dummy OMP_NUM_THREADS=1
 OUT=${OUT:-carracing_gpu}; ACCEL=${ACCEL:-gpu}; DEADLINE=${DEADLINE:-520}; EXTRA=${EXTRA:-}; SEEDS=${SEEDS:-0 1 2}
+CONFIGS=${CONFIGS:-carracing-pixels carracing-discrete-pixels}; METHODS=${METHODS:-bco0 bc}; BF16_CHECK=${BF16_CHECK:-1}
 runs="$OUT/runs"; mkdir -p "$runs"
 start=$(date +%s)
 left() { echo $((DEADLINE - ($(date +%s) - start))); }
@@ -23,20 +27,22 @@ cell() {  # cell NAME ARGS...: one `bco run` in the background, its summary at $
         > "$runs/$name.log" 2>&1 &
 }
 for seed in $SEEDS; do
-    for config in carracing-pixels carracing-discrete-pixels; do
-        cell "$config-bco0-s$seed" --config "$config.yaml" --seed_everything "$seed" --iterations 0 --idm_max_epochs 50
-        cell "$config-bc-s$seed" --config "$config.yaml" --seed_everything "$seed" --iterations 0 --labels true_actions
+    for config in $CONFIGS; do
+        case " $METHODS " in *" bco0 "*)
+            cell "$config-bco0-s$seed" --config "$config.yaml" --seed_everything "$seed" --iterations 0 --idm_max_epochs 50;; esac
+        case " $METHODS " in *" bc "*)
+            cell "$config-bc-s$seed" --config "$config.yaml" --seed_everything "$seed" --iterations 0 --labels true_actions;; esac
     done
 done
 # bf16-mixed must train a pixel run on a GPU: a small discrete CarRacing BCO(0)
-cell bf16-check --config carracing-discrete-pixels.yaml --iterations 0 --data.pre_demo_steps 5000 --idm_max_epochs 5 \
+[ "$BF16_CHECK" = 0 ] || cell bf16-check --config carracing-discrete-pixels.yaml --iterations 0 --data.pre_demo_steps 5000 --idm_max_epochs 5 \
     --policy_max_epochs 5 --eval_episodes 2 --trainer.precision bf16-mixed
 wait
 echo "cells done after $(($(date +%s) - start)) s"
 
 if [ "$ACCEL" = gpu ] && [ "$(left)" -gt 60 ]; then
     for precision in 32-true bf16-mixed; do
-        timeout "$(left)" python3 benchmarks/pixel_pipeline.py --quick --no-memory --device cuda --precision "$precision" \
+        timeout "$(left)" python3 benchmarks/pixel_pipeline.py --no-memory --repeats 2 --device cuda --precision "$precision" \
             --output "$OUT/pixel_pipeline_cuda_$precision.md" > "$OUT/pixel_pipeline_$precision.log" 2>&1
         echo "pixel_pipeline $precision rc=$?"
     done

@@ -134,12 +134,14 @@ def test_seeded_collection_is_reproducible():
     assert not np.array_equal(first.observations, other.observations)
 
 
-def test_worker_processes_give_the_same_state_transitions_and_returns():
-    """`async_envs` on state vectors: Pendulum's transitions and evaluation returns are unchanged."""
-    sync, workers = (collect_transitions("Pendulum-v1", None, 300, seed=2, num_envs=3, async_envs=a) for a in (False, True))
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_worker_processes_give_the_same_state_transitions_and_returns(env_id):
+    """`async_envs` on state vectors: transitions and evaluation returns are unchanged (Pendulum's
+    sub-envs move into workers; CartPole keeps gymnasium's one-numpy-call vector env)."""
+    sync, workers = (collect_transitions(env_id, None, 300, seed=2, num_envs=3, async_envs=a) for a in (False, True))
     for name in ("observations", "actions", "obs_index", "next_index"):
         np.testing.assert_array_equal(getattr(workers, name), getattr(sync, name), err_msg=name)
-    returns = [evaluate_policy("Pendulum-v1", None, None, 3, seed=9, num_envs=3, async_envs=a).returns for a in (False, True)]
+    returns = [evaluate_policy(env_id, None, None, 3, seed=9, num_envs=3, async_envs=a).returns for a in (False, True)]
     np.testing.assert_array_equal(returns[1], returns[0])
 
 

@@ -30,7 +30,7 @@ from bco_lightning.video import make_rendering_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTREME_ACTIONS = {"CartPole-v1": (0, 1), "Pendulum-v1": (np.array([-2.0], np.float32), np.array([2.0], np.float32))}
-CAMERAS = {"camera": make_camera_env, "gymnasium's render": make_rendering_env}
+FILMED_BY = {"camera": make_camera_env, "gymnasium's render": make_rendering_env}
 
 
 def small(frame: np.ndarray) -> np.ndarray:
@@ -39,7 +39,7 @@ def small(frame: np.ndarray) -> np.ndarray:
 
 def policy_visibility(env_id: str, episodes: int, camera: str) -> tuple[int, int, int]:
     """(steps, native frames identical to the previous, 64x64 gray frames identical to the previous)."""
-    env = CAMERAS[camera](env_id)
+    env = FILMED_BY[camera](env_id)
     controller = scripted_controller(env_id)
     steps = native_same = small_same = 0
     try:
@@ -63,7 +63,7 @@ def policy_visibility(env_id: str, episodes: int, camera: str) -> tuple[int, int
 def idm_visibility(env_id: str, states: int, camera: str) -> list[tuple[int, float]]:
     """Per lookahead k = 1, 2: (states whose frame k steps on is the same for both extreme actions,
     mean over states of the largest 64x64 gray difference between the two)."""
-    env = CAMERAS[camera](env_id)
+    env = FILMED_BY[camera](env_id)
     controller = scripted_controller(env_id)
     first, second = EXTREME_ACTIONS[env_id]
     same = [0, 0]

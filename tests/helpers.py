@@ -65,6 +65,25 @@ def killed_run_folders(tmp_path: Path) -> tuple[Path, Path]:
     return workdir, workdir / "lightning_logs" / "CartPole-v1" / "version_0"
 
 
+def assert_workers_change_nothing(env_id: str, env_kwargs: dict | None, steps: int, episodes: int, **options) -> None:
+    """`async_envs` moves stepping into worker processes and nothing else: `collect_transitions` gives
+    the same arrays and `evaluate_policy` the same returns (3 sub-envs; `options` go to both, and
+    `random_play` to the collection only)."""
+    from bco_lightning.data.rollouts import collect_transitions, evaluate_policy
+
+    random_play = options.pop("random_play", None)
+    sync, workers = (
+        collect_transitions(env_id, env_kwargs, steps, seed=2, num_envs=3, random_play=random_play, async_envs=a, **options)
+        for a in (False, True)
+    )
+    for name in ("observations", "actions", "obs_index", "next_index", "previous_row"):
+        if getattr(sync, name) is not None:
+            np.testing.assert_array_equal(getattr(workers, name), getattr(sync, name), err_msg=name)
+    assert np.ptp(sync.observations) > 0  # real observations, not blanks that would match anyway
+    returns = [evaluate_policy(env_id, env_kwargs, None, episodes, seed=9, num_envs=3, async_envs=a, **options).returns for a in (False, True)]
+    np.testing.assert_array_equal(returns[1], returns[0])
+
+
 def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip()]
 

@@ -9,6 +9,7 @@ import pytest
 from bco_lightning.errors import RolloutError
 from bco_lightning.data.rollouts import RandomPlay, Transitions, collect_transitions, evaluate_policy
 from bco_lightning.demonstrators import cartpole_controller
+from helpers import assert_workers_change_nothing
 
 TAU = 0.02  # CartPole's Euler step: x' = x + tau * x_dot, theta' = theta + tau * theta_dot
 
@@ -136,13 +137,8 @@ def test_seeded_collection_is_reproducible():
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
 def test_worker_processes_give_the_same_state_transitions_and_returns(env_id):
-    """`async_envs` on state vectors: transitions and evaluation returns are unchanged (Pendulum's
-    sub-envs move into workers; CartPole keeps gymnasium's one-numpy-call vector env)."""
-    sync, workers = (collect_transitions(env_id, None, 300, seed=2, num_envs=3, async_envs=a) for a in (False, True))
-    for name in ("observations", "actions", "obs_index", "next_index"):
-        np.testing.assert_array_equal(getattr(workers, name), getattr(sync, name), err_msg=name)
-    returns = [evaluate_policy(env_id, None, None, 3, seed=9, num_envs=3, async_envs=a).returns for a in (False, True)]
-    np.testing.assert_array_equal(returns[1], returns[0])
+    """Pendulum's sub-envs move into workers; CartPole keeps gymnasium's one-numpy-call vector env."""
+    assert_workers_change_nothing(env_id, None, steps=300, episodes=3)
 
 
 def test_non_finite_observation_is_a_rollout_error():

@@ -9,11 +9,12 @@
 #   the repo root goes on PYTHONPATH). ACCEL=cpu EXTRA="..." runs the same cells tiny, to try the script.
 #   SEEDS, CONFIGS and METHODS (bco0, bc) pick fewer cells: a BCO(0) cell's 16 CarRacing workers take
 #   a 16-core machine's CPU during collection, so 13 runs at once finished none (carracing_gpu.md).
-#   BF16_CHECK=0 skips the bf16-mixed run.
+#   BF16_CHECK=0 skips the bf16-mixed run; PIPELINE=0 skips the pixel pipeline figures (for several
+#   copies of this script side by side, each with its own OUT).
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" SDL_VIDEODRIVER=dummy OMP_NUM_THREADS=1
 OUT=${OUT:-carracing_gpu}; ACCEL=${ACCEL:-gpu}; DEADLINE=${DEADLINE:-520}; EXTRA=${EXTRA:-}; SEEDS=${SEEDS:-0 1 2}
-CONFIGS=${CONFIGS:-carracing-pixels carracing-discrete-pixels}; METHODS=${METHODS:-bco0 bc}; BF16_CHECK=${BF16_CHECK:-1}
+CONFIGS=${CONFIGS:-carracing-pixels carracing-discrete-pixels}; METHODS=${METHODS:-bco0 bc}; BF16_CHECK=${BF16_CHECK:-1}; PIPELINE=${PIPELINE:-1}
 runs="$OUT/runs"; mkdir -p "$runs"
 start=$(date +%s)
 left() { echo $((DEADLINE - ($(date +%s) - start))); }
@@ -40,7 +41,7 @@ done
 wait
 echo "cells done after $(($(date +%s) - start)) s"
 
-if [ "$ACCEL" = gpu ] && [ "$(left)" -gt 60 ]; then
+if [ "$ACCEL" = gpu ] && [ "$PIPELINE" != 0 ] && [ "$(left)" -gt 60 ]; then
     for precision in 32-true bf16-mixed; do
         timeout "$(left)" python3 benchmarks/pixel_pipeline.py --no-memory --repeats 2 --device cuda --precision "$precision" \
             --output "$OUT/pixel_pipeline_cuda_$precision.md" > "$OUT/pixel_pipeline_$precision.log" 2>&1

@@ -242,6 +242,7 @@ def evaluate_parser() -> ArgumentParser:
     parser.add_argument("--policy", type=str, required=True, help="a file written by `bco export`")
     parser.add_argument("--data.env_id", type=str, required=True, help="gymnasium environment id")
     parser.add_argument("--data.env_kwargs", type=dict[str, Any] | None, default=None, help="keyword arguments for gymnasium.make")
+    parser.add_argument("--data.async_envs", type=bool, default=False, help="step each episode's env in a worker process (the same returns; faster for slow renderers such as CarRacing)")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
     parser.add_argument("--seed", type=int, default=0, help="the run's --seed_everything: the same seed gives the run's evaluation episodes")
     parser.add_argument("--video", type=str | None, default=None, help="also write the first evaluation episode as a video (.mp4 needs the video extra; .gif does not)")
@@ -269,7 +270,9 @@ def evaluate_command(argv: list[str]) -> dict[str, Any]:
     # refuse an unknown or unsupported environment in one line
     spec = describe_env(env_id, env_kwargs) if pixels is None else describe_pixel_env(env_id, env_kwargs, pixels)
     policy = load_exported(cfg.policy, spec.observation_shape, env_id)
-    result = evaluate_policy(env_id, env_kwargs, policy, cfg.episodes, seeds.for_evaluation(cfg.seed), min(cfg.episodes, 32), pixels)
+    result = evaluate_policy(
+        env_id, env_kwargs, policy, cfg.episodes, seeds.for_evaluation(cfg.seed), min(cfg.episodes, 32), pixels, cfg.data.async_envs
+    )
     metrics = {
         "env_id": env_id,
         "eval_return_mean": result.mean_return,

@@ -131,9 +131,11 @@ def test_a_pixel_run_exports_a_policy_that_bco_evaluate_replays(tmp_path: Path) 
         module(stacks.float())
 
     # the same seed and episodes: the run's own evaluation of the kept policy, replayed from the file
-    result = run_bco(["evaluate", "--policy", str(exported), "--data.env_id", "CartPole-v1", "--episodes", "2", "--seed", "1"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["eval_return_mean"] == summary["eval_return_mean"]
+    evaluate = ["evaluate", "--policy", str(exported), "--data.env_id", "CartPole-v1", "--episodes", "2", "--seed", "1"]
+    for workers in ("false", "true"):  # worker processes step the same episodes
+        result = run_bco([*evaluate, "--data.async_envs", workers], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["eval_return_mean"] == summary["eval_return_mean"]
 
 
 def test_a_state_file_for_a_pixel_run_is_refused_in_one_line(tmp_path: Path) -> None:

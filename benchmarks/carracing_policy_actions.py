@@ -3,7 +3,7 @@
     python benchmarks/carracing_policy_actions.py RUN/checkpoints/policy-iter0.ckpt --episodes 4
 
 A normalised score says that a pixel policy failed, not how. This drives the policy's most likely
-action (as `bco run` evaluates it) from the same 64x64 RGB camera, and prints per episode how often
+action (as `bco run` evaluates it) through the camera it was trained on (read from the checkpoint), and prints per episode how often
 it chose each of the discrete actions, the car's mean speed over the episode and over its first 100
 steps (from the simulator), and the share of track tiles visited. Figures: carracing_policy_actions.md.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from bco_lightning import BCPolicyModule
-from bco_lightning.pixels import PixelSettings, make_pixel_env
+from bco_lightning.pixels import make_pixel_env, pixel_settings_for
 
 ACTIONS = ("nothing", "left", "right", "gas", "brake")
 
@@ -30,7 +30,8 @@ def main() -> None:
     torch.set_num_threads(1)
     policy = BCPolicyModule.load_from_checkpoint(args.policy_checkpoint, map_location="cpu", weights_only=False).eval()
     act = policy.as_policy(deterministic=True)
-    env = make_pixel_env("CarRacing-v3", {"continuous": False}, PixelSettings(image_size=64, grayscale=False, frame_stack=2))
+    pixels = pixel_settings_for(tuple(policy.hparams.obs_shape))  # the camera the policy was trained through
+    env = make_pixel_env("CarRacing-v3", {"continuous": False}, pixels)
     print("| episode | return | steps | tiles visited | " + " | ".join(ACTIONS) + " | mean speed | speed, first 100 steps |")
     print("|---|---:|---:|---:|" + "---:|" * len(ACTIONS) + "---:|---:|")
     for episode in range(args.episodes):

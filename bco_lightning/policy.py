@@ -9,6 +9,7 @@ from torch import Tensor
 from bco_lightning.action_model import ActionModel
 from bco_lightning.data.rollouts import Policy
 from bco_lightning.nets import PolicyNet
+from bco_lightning.errors import SettingError
 from bco_lightning.vision import EncoderName, PixelPolicyNet, frame_layout, is_frame_shape
 
 
@@ -29,6 +30,9 @@ class BCPolicyModule(ActionModel):
         augment_shift: frames: each training batch moves by a random shift of up to this many
             pixels per axis (edges repeated), so that a few thousand demonstration frames do not
             let the CNN memorise exact pixels; 0 trains on the frames as they are.
+        motion_gain: frames: > 0 adds the change between consecutive frames of a stack, times
+            this gain, as input channels, so that motion of a fraction of a pixel is not a few
+            gray levels on top of a bright frame; 0 (the default) feeds the frames alone.
     """
 
     data_stage = "policy"
@@ -47,13 +51,16 @@ class BCPolicyModule(ActionModel):
         obs_shape: list[int] | None = None,
         encoder: EncoderName = "nature",
         augment_shift: int = 0,
+        motion_gain: float = 0.0,
     ) -> None:
         super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape, augment_shift)
         self.save_hyperparameters()
+        if motion_gain and not self.frames:
+            raise SettingError(f"`motion_gain` adds frame-difference channels: it must be 0 for state vectors, got {motion_gain}")
         self.exploration_noise = exploration_noise
         self.net: PolicyNet | PixelPolicyNet
         if obs_shape is not None and is_frame_shape(tuple(obs_shape)):
-            self.net = PixelPolicyNet(*frame_layout(tuple(obs_shape)), self.codec.output_dim, encoder)
+            self.net = PixelPolicyNet(*frame_layout(tuple(obs_shape)), self.codec.output_dim, encoder, motion_gain)
         else:
             self.net = PolicyNet(obs_dim, self.codec.output_dim, hidden_sizes)
 

@@ -73,21 +73,32 @@ class FrameNormalizer(nn.Module):
     RGB stacks put each frame's three channels side by side (frame 0's R, G, B, then frame 1's),
     so a conv sees colour and time on one axis, as in Atari agents. The scale is a constant of the
     module, not a preprocessing step, so an exported network takes the environment's frames as is.
+
+    `motion_gain` > 0 appends the change between consecutive frames of the stack, times that gain,
+    as `(stack - 1) * channels_per_frame` more channels. A motion of a fraction of a pixel changes
+    a frame by a few gray levels; with Adam, the first conv's weights would have to grow by the
+    inverse of that before it counts, so the gain gives it the scale of a whole frame at once.
     """
 
-    def __init__(self, stack: int, image_size: int, channels_per_frame: int = 1) -> None:
+    def __init__(self, stack: int, image_size: int, channels_per_frame: int = 1, motion_gain: float = 0.0) -> None:
         super().__init__()
         if channels_per_frame not in (1, 3):
             raise SettingError(f"`channels_per_frame` must be 1 (grayscale) or 3 (RGB), got {channels_per_frame}")
         _check_positive(stack=stack, image_size=image_size)
+        if not motion_gain >= 0.0:
+            raise SettingError(f"`motion_gain` must be >= 0 (0: no motion channels), got {motion_gain}")
+        if motion_gain > 0.0 and stack < 2:
+            raise SettingError(f"`motion_gain` needs a `frame_stack` of at least 2 (motion is a change between frames), got {stack}")
         self.stack = stack
         self.image_size = image_size
         self.channels_per_frame = channels_per_frame
         self.scale = 1.0 / 255.0
+        self.motion_gain = float(motion_gain)
 
     @property
     def out_channels(self) -> int:
-        return self.stack * self.channels_per_frame
+        frames = self.stack * self.channels_per_frame
+        return frames + (frames - self.channels_per_frame if self.motion_gain > 0.0 else 0)
 
     def forward(self, frames: Tensor) -> Tensor:
         if frames.dtype != torch.uint8:
@@ -103,8 +114,13 @@ class FrameNormalizer(nn.Module):
             if frames.size(4) != 3:
                 raise ValueError("RGB frames must end in 3 channels, got " + str(frames.shape))
             # (B, stack, H, W, 3) -> (B, stack, 3, H, W) -> (B, 3 * stack, H, W)
-            frames = frames.permute(0, 1, 4, 2, 3).reshape(frames.size(0), self.out_channels, self.image_size, self.image_size)
-        return frames.float() * self.scale
+            frames = frames.permute(0, 1, 4, 2, 3).reshape(frames.size(0), self.stack * 3, self.image_size, self.image_size)
+        scaled = frames.float() * self.scale
+        if self.motion_gain == 0.0:
+            return scaled
+        step = self.channels_per_frame
+        motion = (scaled[:, step:] - scaled[:, :-step]) * self.motion_gain
+        return torch.cat([scaled, motion], dim=1)
 
 
 def random_shift(stacks: Sequence[Tensor], pad: int) -> list[Tensor]:
@@ -257,13 +273,14 @@ class PixelInverseDynamicsNet(nn.Module):
         encoder: EncoderName = "nature",
         fusion: Fusion = "concat",
         head_hidden_sizes: Sequence[int] | None = None,
+        motion_gain: float = 0.0,
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise SettingError(f"`fusion` must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         _check_positive(output_dim=output_dim)
         self.fusion = fusion
-        self.frames = FrameNormalizer(stack, image_size, channels_per_frame)
+        self.frames = FrameNormalizer(stack, image_size, channels_per_frame, motion_gain)
         in_channels = self.frames.out_channels * (1 if fusion == "shared" else 2)
         self.encoder = make_encoder(encoder, in_channels, image_size)
         if head_hidden_sizes is None:
@@ -285,10 +302,12 @@ class PixelInverseDynamicsNet(nn.Module):
 class PixelPolicyNet(nn.Module):
     """`pi(a | s)` on one frame stack; `forward(obs)` gives `(B, output_dim)` logits or means."""
 
-    def __init__(self, stack: int, image_size: int, channels_per_frame: int, output_dim: int, encoder: EncoderName = "nature") -> None:
+    def __init__(
+        self, stack: int, image_size: int, channels_per_frame: int, output_dim: int, encoder: EncoderName = "nature", motion_gain: float = 0.0
+    ) -> None:
         super().__init__()
         _check_positive(output_dim=output_dim)
-        self.frames = FrameNormalizer(stack, image_size, channels_per_frame)
+        self.frames = FrameNormalizer(stack, image_size, channels_per_frame, motion_gain)
         self.encoder = make_encoder(encoder, self.frames.out_channels, image_size)
         self.head = nn.Linear(self.encoder.features, output_dim)
 

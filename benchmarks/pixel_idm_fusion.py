@@ -3,6 +3,10 @@ the same random interaction, the same initial weights and the same batches.
 
     python benchmarks/pixel_idm_fusion.py                     # CartPole-v1, 64x64 gray, lookahead 2
     python benchmarks/pixel_idm_fusion.py --env_id Pendulum-v1 --lookahead 1
+    python benchmarks/pixel_idm_fusion.py --env_id Pendulum-v1 --lookahead 1 --fusions concat concat:10
+
+A column `FUSION:GAIN` also sets `--idm.motion_gain GAIN` (frame-difference channels; its first
+conv then has more inputs, so its initial weights differ from the plain column's).
 
 Writes benchmarks/pixel_idm_fusion.md (or --output). A plain loop (AdamW, the IDM's defaults)
 rather than a Trainer, so that the only difference between the columns is the fusion.
@@ -41,7 +45,7 @@ def main() -> None:
     parser.add_argument("--lookahead", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20_000, help="random interaction steps")
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--fusions", nargs="+", default=["concat", "delta"])
+    parser.add_argument("--fusions", nargs="+", default=["concat", "delta"], help="FUSION or FUSION:MOTION_GAIN per column")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "pixel_idm_fusion.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -55,7 +59,8 @@ def main() -> None:
     seconds: dict[str, float] = {}
     for fusion in args.fusions:
         torch.manual_seed(0)
-        idm = IDMModule(**data.model_shapes, fusion=fusion, lr=3e-4)
+        name, _, gain = fusion.partition(":")
+        idm = IDMModule(**data.model_shapes, fusion=name, lr=3e-4, motion_gain=float(gain or 0.0))
         idm.fit_normalizers(data.normalization_tensors())
         optimizer = torch.optim.AdamW(idm.parameters(), lr=3e-4)
         loader = data.train_dataloader()
@@ -75,12 +80,13 @@ def main() -> None:
     metric = "accuracy" if data.spec.discrete else "MAE in the unit box"
     command = "python benchmarks/pixel_idm_fusion.py" + "".join(f" {a}" for a in sys.argv[1:])
     lines = [
-        f"# Pixel IDM: `--idm.fusion` on {args.env_id}",
+        f"# Pixel IDM: `--idm.fusion` (`:GAIN`: with `--idm.motion_gain GAIN`) on {args.env_id}",
         "",
         f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, 1 torch thread, load average "
         f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} at the end. {args.steps:,} uniform random steps "
         f"(collected in {collected:.0f} s), 64x64 grayscale, stack 2, `idm_lookahead` {args.lookahead}; NatureCNN, AdamW lr 3e-4, "
-        f"batch 256; the same initial weights and batches for each fusion. Held-out {metric} of the IDM's validation split "
+        f"batch 256; the same batches for each column, and the same initial weights for columns with the same input channels. "
+        f"Held-out {metric} of the IDM's validation split "
         "after each epoch:",
         "",
         "| epoch | " + " | ".join(args.fusions) + " |",

@@ -92,6 +92,25 @@ def test_frame_normalizer_scales_and_orders_rgb_channels_frame_by_frame():
     assert float(FrameNormalizer(STACK, SIZE, 1)(torch.full((1, STACK, SIZE, SIZE), 255, dtype=torch.uint8)).max()) == 1.0
 
 
+@pytest.mark.parametrize("colour", COLOURS)
+def test_motion_gain_appends_the_scaled_change_between_consecutive_frames(colour):
+    channels = COLOURS[colour]
+    x = frames(channels)
+    plain = FrameNormalizer(STACK, SIZE, channels)(x)
+    normalizer = FrameNormalizer(STACK, SIZE, channels, motion_gain=12.5)
+    out = normalizer(x)
+    assert normalizer.out_channels == out.shape[1] == (2 * STACK - 1) * channels
+    torch.testing.assert_close(out[:, : STACK * channels], plain)
+    torch.testing.assert_close(out[:, STACK * channels :], 12.5 * (plain[:, channels:] - plain[:, :-channels]))
+    net = PixelPolicyNet(STACK, SIZE, channels, OUT, motion_gain=12.5).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(net)(x), net(x))  # an exported policy keeps its motion channels
+    with pytest.raises(SettingError, match="motion_gain needs a frame_stack of at least 2"):
+        FrameNormalizer(1, SIZE, channels, motion_gain=1.0)
+    with pytest.raises(SettingError, match="motion_gain must be >= 0"):
+        PixelInverseDynamicsNet(STACK, SIZE, channels, OUT, motion_gain=-1.0)
+
+
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_the_scale_is_inside_the_network(fusion):
     """uint8 in: the same output as the encoder and head fed frames scaled by hand."""
@@ -283,6 +302,11 @@ def test_augment_shift_is_refused_for_state_vectors_and_moves_both_idm_inputs_to
 
     with pytest.raises(SettingError, match="augment_shift"):
         IDMModule(obs_dim=4, action_dim=2, discrete=True, augment_shift=4)
+    from bco_lightning.policy import BCPolicyModule
+
+    for module_class in (IDMModule, BCPolicyModule):
+        with pytest.raises(SettingError, match="motion_gain adds frame-difference channels: it must be 0 for state vectors"):
+            module_class(obs_dim=4, action_dim=2, discrete=True, motion_gain=10.0)
     torch.manual_seed(0)
     module = IDMModule(obs_dim=0, action_dim=2, discrete=True, obs_shape=[2, 16, 16], augment_shift=4)
     frames = torch.zeros(32, 2, 16, 16, dtype=torch.uint8)

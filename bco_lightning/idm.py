@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from bco_lightning.action_model import ActionModel
-from bco_lightning.nets import IDMInput, InverseDynamicsNet
 from bco_lightning.errors import SettingError
+from bco_lightning.nets import IDMInput, InverseDynamicsNet
 from bco_lightning.vision import EncoderName, Fusion, PixelInverseDynamicsNet, frame_layout, is_frame_shape
 
 if TYPE_CHECKING:

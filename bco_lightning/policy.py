@@ -8,8 +8,8 @@ from torch import Tensor
 
 from bco_lightning.action_model import ActionModel
 from bco_lightning.data.rollouts import Policy
-from bco_lightning.nets import PolicyNet
 from bco_lightning.errors import SettingError
+from bco_lightning.nets import PolicyNet
 from bco_lightning.vision import EncoderName, PixelPolicyNet, frame_layout, is_frame_shape
 
 

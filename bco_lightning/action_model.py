@@ -31,11 +31,14 @@ class ActionModel(pl.LightningModule):
         weight_decay: float,
         obs_shape: list[int] | None = None,
         augment_shift: int = 0,
+        motion_gain: float = 0.0,
     ) -> None:
         super().__init__()
         self.frames = obs_shape is not None and is_frame_shape(tuple(obs_shape))
         if augment_shift < 0 or (augment_shift and not self.frames):
             raise SettingError(f"`augment_shift` shifts frames: it must be 0 for state vectors and >= 0 for frames, got {augment_shift}")
+        if motion_gain and not self.frames:
+            raise SettingError(f"`motion_gain` adds frame-difference channels: it must be 0 for state vectors, got {motion_gain}")
         self.augment_shift = augment_shift
         self.lr = lr
         self.weight_decay = weight_decay

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 
 from bco_lightning.action_model import ActionModel
-from bco_lightning.errors import SettingError
 from bco_lightning.nets import IDMInput, InverseDynamicsNet
 from bco_lightning.vision import EncoderName, Fusion, PixelInverseDynamicsNet, frame_layout, is_frame_shape
 
@@ -62,10 +61,8 @@ class IDMModule(ActionModel):
         augment_shift: int = 0,
         motion_gain: float = 0.0,
     ) -> None:
-        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape, augment_shift)
+        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape, augment_shift, motion_gain)
         self.save_hyperparameters()
-        if motion_gain and not self.frames:
-            raise SettingError(f"`motion_gain` adds frame-difference channels: it must be 0 for state vectors, got {motion_gain}")
         self.net: InverseDynamicsNet | PixelInverseDynamicsNet
         if obs_shape is not None and is_frame_shape(tuple(obs_shape)):
             self.net = PixelInverseDynamicsNet(*frame_layout(tuple(obs_shape)), self.codec.output_dim, encoder, fusion, motion_gain=motion_gain)

@@ -8,7 +8,6 @@ from torch import Tensor
 
 from bco_lightning.action_model import ActionModel
 from bco_lightning.data.rollouts import Policy
-from bco_lightning.errors import SettingError
 from bco_lightning.nets import PolicyNet
 from bco_lightning.vision import EncoderName, PixelPolicyNet, frame_layout, is_frame_shape
 
@@ -53,10 +52,8 @@ class BCPolicyModule(ActionModel):
         augment_shift: int = 0,
         motion_gain: float = 0.0,
     ) -> None:
-        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape, augment_shift)
+        super().__init__(obs_dim, action_dim, discrete, action_low, action_high, lr, weight_decay, obs_shape, augment_shift, motion_gain)
         self.save_hyperparameters()
-        if motion_gain and not self.frames:
-            raise SettingError(f"`motion_gain` adds frame-difference channels: it must be 0 for state vectors, got {motion_gain}")
         self.exploration_noise = exploration_noise
         self.net: PolicyNet | PixelPolicyNet
         if obs_shape is not None and is_frame_shape(tuple(obs_shape)):

@@ -8,8 +8,9 @@ pole angle and their one-step changes, regressed from a 64x64 gray stack of 2, w
 The demonstrator (`cartpole_controller`) plays 25 episodes through the shaded camera the pixel runs
 use, with a random push instead of its own 20% of the time, so that the states spread beyond the
 sub-pixel band it holds them in; states are kept beside the frames for the targets only. A plain
-loop (Adam 3e-4, batch 256, the policy's NatureCNN and its frame normaliser, one linear head for the
-four standardised targets and the two action logits), the same batches and data for every column.
+loop (Adam 3e-4, batch 256, a policy encoder (`--encoder`, NatureCNN by default) and its frame
+normaliser, one linear head for the four standardised targets and the two action logits), the same
+batches and data for every column.
 Writes benchmarks/pixel_readout.md (or --output).
 """
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 from bco_lightning.atomic import atomic_write
 from bco_lightning.demonstrators import FrameRecording, cartpole_controller, play_episodes
-from bco_lightning.vision import FrameNormalizer, NatureCNN
+from bco_lightning.vision import ENCODERS, FrameNormalizer, make_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("x", "theta", "x change", "theta change")
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=25)
     parser.add_argument("--push_noise", type=float, default=0.2)
     parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--encoder", choices=ENCODERS, default="nature")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "pixel_readout.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -71,7 +73,7 @@ def main() -> None:
     for gain in args.gains:
         torch.manual_seed(0)
         frames = FrameNormalizer(2, args.image_size, 1, motion_gain=gain)
-        encoder = NatureCNN(frames.out_channels, args.image_size)
+        encoder = make_encoder(args.encoder, frames.out_channels, args.image_size)
         head = torch.nn.Linear(encoder.features, len(TARGETS) + 2)
         optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=3e-4)
         batches = torch.Generator().manual_seed(0)
@@ -98,7 +100,7 @@ def main() -> None:
         f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, 1 torch thread, load average "
         f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} at the end. {len(stacks):,} stacks from {args.episodes} episodes of the "
         f"scripted controller with {args.push_noise:.0%} random pushes (recorded in {recorded:.0f} s), {args.image_size}x{args.image_size} gray, "
-        f"stack 2; NatureCNN, Adam 3e-4, batch 256, {args.epochs} epochs; the same batches for every row. Held-out R^2 of each "
+        f"stack 2; {args.encoder} encoder, Adam 3e-4, batch 256, {args.epochs} epochs; the same batches for every row. Held-out R^2 of each "
         "standardised target and held-out accuracy of the action taken at the second frame, after the last epoch:",
         "",
         "| motion_gain | " + " | ".join(f"R^2 {name}" for name in TARGETS) + " | action accuracy | training s |",

@@ -1,10 +1,13 @@
 """The refactored loop computes what the loop before it computed, to the last bit.
 
-`tests/reference/*.json` are the summaries of two runs made before `BCORun` was split into its
-collaborators (same machine, torch 2.13.0 CPU build): the default job and a 3-iteration Pendulum
-run. Everything but wall times and paths must match exactly. Floating point on another CPU type
-may differ in the last bits; then regenerate the references from a commit known to be right with
-the commands in `REFERENCE_RUNS`, never from the change under test.
+`tests/reference/*.json` are the summaries of two runs made by the commit before `BCORun` was split
+into its collaborators (6cbab0c, torch 2.13.0 CPU build): the default job and a 3-iteration
+Pendulum run. Everything but wall times and paths must match exactly. MKL picks its matrix kernels
+by CPU, and an AVX-512 machine with AMX ended the default job's policy stage at epoch 66 where the
+machine that first wrote these stopped at 138, from the same code; so both the references and the
+runs here use MKL's CPU-independent kernels (`MKL_CBWR=COMPATIBLE`) and torch's AVX2 ones
+(`CPU_PINNED`). Regenerate the references only from a commit known to be right, with that
+environment and the commands in `REFERENCE_RUNS`, never from the change under test.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ REFERENCE_RUNS = {
     "default_job.json": [],
     "pendulum_3_iterations.json": ["--config", "pendulum.yaml", "--iterations", "3"],
 }
+# Kernels chosen by instruction set, not by the CPU the test happens to run on.
+CPU_PINNED = {"OMP_NUM_THREADS": "1", "MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2"}
 # Wall times differ from run to run and paths from folder to folder; nothing else may.
 VOLATILE_KEYS = {"wall_seconds", "wall_seconds_all_sittings", "log_dir", "idm_checkpoint", "policy_checkpoint"}
 
@@ -41,7 +46,7 @@ def without_volatile(value: Any) -> Any:
 def test_summary_is_bit_identical_to_the_reference(reference: str, tmp_path: Path) -> None:
     summary_path = tmp_path / "summary.json"
     command = [sys.executable, "-m", "bco_lightning.cli", "run", *REFERENCE_RUNS[reference], "--summary_path", str(summary_path), "--quiet", "true"]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, **CPU_PINNED})
     assert result.returncode == 0, result.stderr[-2000:]
     expected = without_volatile(json.loads((REFERENCE_DIR / reference).read_text()))
     actual = without_volatile(json.loads(summary_path.read_text()))

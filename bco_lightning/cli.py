@@ -167,17 +167,25 @@ def record_parser() -> ArgumentParser:
     parser.add_argument("--observation", type=Literal["state", "pixels"], default="state", help="state vectors, or the camera frames the environment renders (uint8; the controller still acts on the state)")
     parser.add_argument("--image_size", type=int, default=64, help="with --observation pixels: frames are resized to this square size")
     parser.add_argument("--grayscale", type=bool, default=False, help="with --observation pixels: one channel instead of RGB")
+    parser.add_argument("--kick_every", type=int, default=0, help="kick the simulator after every this many actions, so the recording shows recoveries (0: never)")
+    parser.add_argument("--kick_size", type=list[float] | None, default=None, help="with --kick_every: the largest uniform change added to each component of env.unwrapped.state, e.g. [0, 0.4, 0, 0.6] for CartPole's velocities")
     return parser
 
 
 def record_command(argv: list[str]) -> None:
-    from bco_lightning.demonstrators import FrameRecording, record_episodes, sb3_controller, scripted_controller
+    from bco_lightning.demonstrators import FrameRecording, KickedController, record_episodes, sb3_controller, scripted_controller
 
     cfg = record_parser().parse_args(argv)
     frames = FrameRecording(cfg.image_size, cfg.grayscale) if cfg.observation == "pixels" else None
     if frames is not None and cfg.format == "minari":
         raise SettingError("`observation` pixels writes .npz frame files; Minari recordings of frames are not supported yet")
     controller = sb3_controller(cfg.model, cfg.algo) if cfg.model else scripted_controller(cfg.env_id, cfg.env_kwargs)
+    if cfg.kick_every or cfg.kick_size is not None:
+        if cfg.format == "minari":
+            raise SettingError("`kick_every` records .npz files; Minari recordings with kicks are not supported")
+        if cfg.kick_size is None:
+            raise SettingError("`kick_every` needs `kick_size`: the largest kick to each state component, e.g. [0, 0.4, 0, 0.6]")
+        controller = KickedController(controller, cfg.kick_every, cfg.kick_size, cfg.seed)
     if cfg.format == "minari":
         from bco_lightning.data.minari_source import record_minari
 

@@ -188,6 +188,49 @@ def sb3_controller(model_path: str, algo: str) -> Controller:
     return act
 
 
+class KickedController:
+    """`controller`, whose simulator is kicked after every `every`-th action: a uniform random
+    change of at most `size[i]` is added to component i of `env.unwrapped.state`, as a hand nudging
+    a filmed cart-pole would. Kicks come at steps every // 2, every // 2 + every, ... so an episode
+    starts undisturbed.
+
+    Why: a controller that holds its system in a narrow band of states films no recoveries, and a
+    policy cloned from such frames meets states it never saw after its first mistake. The actions
+    kept beside the frames stay the controller's own; BCO never reads them.
+    """
+
+    def __init__(self, controller: Controller, every: int, size: list[float], seed: int) -> None:
+        if every < 1:
+            raise SettingError(f"`kick_every` must be >= 1 to kick, got {every}")
+        if not size or min(size) < 0:
+            raise SettingError(f"`kick_size` must list one largest kick >= 0 per state component, got {size}")
+        self.controller, self.every, self.size = controller, every, np.asarray(size, dtype=np.float64)
+        self.rng = np.random.default_rng(seed)
+        self.simulator: Any = None
+        self.steps = 0
+
+    def bind(self, env: Any) -> None:
+        state = getattr(env.unwrapped, "state", None)
+        if state is None or np.ndim(state) != 1:
+            raise SettingError(
+                f"kicks change `env.unwrapped.state`, which {env.spec.id if env.spec else env} does not have as a vector; "
+                "kicks work on classic-control environments (CartPole, Pendulum, Acrobot, MountainCar)"
+            )
+        if len(state) != len(self.size):
+            raise SettingError(f"`kick_size` has {len(self.size)} entries but the simulator's state has {len(state)}: give one per component")
+        self.simulator, self.steps = env.unwrapped, 0
+        if hasattr(self.controller, "bind"):
+            self.controller.bind(env)
+
+    def __call__(self, obs: np.ndarray) -> Any:
+        action = self.controller(obs)  # what the controller does about what it was shown
+        self.steps += 1
+        if self.steps % self.every == self.every // 2:
+            state = np.array(self.simulator.state, dtype=np.float64)
+            self.simulator.state = state + self.rng.uniform(-self.size, self.size)
+        return action
+
+
 @dataclass(frozen=True)
 class Episode:
     """One played episode: `observations` holds the first and the last, `actions` one per step;

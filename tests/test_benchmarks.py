@@ -270,21 +270,3 @@ def test_bco0_is_the_first_policy_of_the_bco_alpha_run(tmp_path: Path, cartpole_
     assert row[4] == f"{bco0['normalized_score']:.3f} ± 0.000" and row[5] == f"{alpha['normalized_score']:.3f} ± 0.000", row
     assert "1 of the BCO(0) cells are the first policy of the BCO(alpha) run" in text
     assert not (tmp_path / "cells" / "cartpole" / "bco0").exists()  # read off, not run
-
-
-def test_kicked_cartpole_recording_kicks_the_state_but_keeps_the_controllers_actions(tmp_path: Path) -> None:
-    output = tmp_path / "kicked.npz"
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "record_kicked_cartpole.py"), "--episodes", "2", "--image_size", "16", "--output", str(output)],
-        cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    from bco_lightning.demonstrators import FrameRecording, cartpole_controller, play_episodes
-
-    kicked = np.load(output)
-    calm = next(play_episodes("CartPole-v1", cartpole_controller, 1, 0, None, FrameRecording(16, False)))
-    assert kicked["observations"].shape[1:] == (16, 16, 3) and kicked["observations"].dtype == np.uint8
-    # the first kick comes with the 10th action: frames 0-9 match the undisturbed episode, later ones do not
-    np.testing.assert_array_equal(kicked["observations"][:10], calm.frames[:10])
-    assert not np.array_equal(kicked["observations"][10:40], calm.frames[10:40])
-    assert set(np.unique(kicked["actions"])) == {0, 1}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bco_lightning.data.expert_file import load_expert_file
-from bco_lightning.demonstrators import SCRIPTED_CONTROLLERS, FrameRecording, record_episodes, scripted_controller
+from bco_lightning.demonstrators import SCRIPTED_CONTROLLERS, FrameRecording, KickedController, record_episodes, scripted_controller
 from helpers import SB3_MODELS, SHIPPED_DEMONSTRATIONS, assert_one_line_error, run_bco
 
 
@@ -76,6 +76,19 @@ def test_shipped_pixel_demonstrations_are_what_bco_record_makes(env_id, env_kwar
         np.testing.assert_allclose(shipped.episode_returns[: state.num_episodes], state.episode_returns)
 
 
+def test_shipped_kicked_cartpole_frames_are_what_bco_record_makes():
+    """`bco record --env_id CartPole-v1 --observation pixels --grayscale true --episodes 200 --kick_every 20
+    --kick_size '[0, 0.4, 0, 0.6]' --output bco_lightning/demonstrations/CartPole-v1-kicked-pixels.npz`
+    re-makes the file `cartpole-pixels.yaml` learns from: its first two episodes, byte for byte."""
+    shipped = load_expert_file(SHIPPED_DEMONSTRATIONS / "CartPole-v1-kicked-pixels.npz")
+    assert shipped.num_episodes == 200 and shipped.obs_shape == (64, 64) and shipped.observations.dtype == np.uint8
+    kicked = KickedController(scripted_controller("CartPole-v1"), 20, [0, 0.4, 0, 0.6], seed=0)
+    recorded = record_episodes("CartPole-v1", kicked, episodes=2, seed=0, frames=FrameRecording(64, grayscale=True))
+    np.testing.assert_array_equal(recorded.episode_lengths, shipped.episode_lengths[:2])
+    np.testing.assert_array_equal(recorded.observations, shipped.observations[: recorded.observations.shape[0]])
+    np.testing.assert_array_equal(recorded.actions, shipped.actions[: recorded.actions.shape[0]])
+
+
 def test_record_pixels_writes_frames_and_run_refuses_them_until_pixels_exist(tmp_path):
     output = tmp_path / "frames.npz"
     result = run_bco(["record", "--observation", "pixels", "--image_size", "16", "--grayscale", "true", "--episodes", "1", "--output", str(output)], cwd=tmp_path)
@@ -87,3 +100,39 @@ def test_record_pixels_writes_frames_and_run_refuses_them_until_pixels_exist(tmp
     assert_one_line_error(refused, "holds camera frames (16, 16)")
     minari = run_bco(["record", "--observation", "pixels", "--format", "minari", "--output", "x/y-v0"], cwd=tmp_path)
     assert_one_line_error(minari, "Minari recordings of frames are not supported yet")
+
+
+def test_record_kicks_the_simulator_but_keeps_the_controllers_actions(tmp_path):
+    """`--kick_every 20 --kick_size ...` films the controller while its cart-pole is nudged, so the
+    frames show recoveries: up to the first kick (with the 10th action) they are the undisturbed
+    episode's, after it they are not, and every action kept is the controller's choice, not a kick."""
+    from bco_lightning.demonstrators import cartpole_controller, play_episodes
+
+    output = tmp_path / "kicked.npz"
+    result = run_bco(["record", "--observation", "pixels", "--image_size", "16", "--episodes", "2", "--kick_every", "20",
+                      "--kick_size", "[0, 0.4, 0, 0.6]", "--output", str(output)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    kicked = load_expert_file(output)
+    calm = next(play_episodes("CartPole-v1", cartpole_controller, 1, 0, None, FrameRecording(16, False)))
+    np.testing.assert_array_equal(kicked.observations[:10], calm.frames[:10])
+    assert not np.array_equal(kicked.observations[10:40], calm.frames[10:40])
+    assert set(np.unique(kicked.actions)) == {0, 1}
+    states = next(play_episodes("CartPole-v1", KickedController(cartpole_controller, 20, [0, 0.4, 0, 0.6], seed=0), 1, 0))
+    np.testing.assert_array_equal(states.actions, [cartpole_controller(obs) for obs in states.observations[:-1]])
+    assert not np.allclose(states.observations[:, 1], calm.observations[: len(states.observations), 1])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--kick_every", "20"], "--kick_every needs --kick_size"),
+        (["--kick_every", "20", "--kick_size", "[0.4, 0.6]"], "--kick_size has 2 entries but the simulator's state has 4"),
+        (["--kick_every", "0", "--kick_size", "[0, 0.4, 0, 0.6]"], "--kick_every must be >= 1 to kick, got 0"),
+        (["--kick_every", "20", "--kick_size", "[0, -0.4, 0, 0.6]"], "--kick_size must list one largest kick >= 0"),
+        (["--env_id", "LunarLander-v3", "--kick_every", "20", "--kick_size", "[0, 0.4]"], "LunarLander-v3 does not have as a vector"),
+    ],
+)
+def test_record_refuses_kicks_it_cannot_give(tmp_path, flags, message):
+    output = tmp_path / "kicked.npz"
+    assert_one_line_error(run_bco(["record", *flags, "--episodes", "1", "--output", str(output)], cwd=tmp_path), message)
+    assert not output.exists()

@@ -31,9 +31,7 @@ def expert_states(episodes: int, every: int, size: list[float], seed: int, lengt
     replay = record_episodes("CartPole-v1", KickedController(cartpole_controller, every, size, seed), episodes, seed)
     if not (np.array_equal(replay.episode_lengths, lengths) and np.array_equal(replay.actions, actions)):
         raise SystemExit("the replay does not re-make the recording: give the --kick_every/--kick_size/--seed it was recorded with")
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    rows = np.concatenate([np.arange(start, start + n - 1) for start, n in zip(starts, lengths)])
-    return replay.observations[rows]
+    return replay.observations[replay.pair_indices()]
 
 
 def main() -> None:
@@ -51,13 +49,14 @@ def main() -> None:
     expert = data.expert
     states = expert_states(expert.num_episodes, args.kick_every, args.kick_size, args.seed, expert.episode_lengths, expert.actions)
     distance = np.abs(states[:, 0])
+    bands = [(distance >= lo) & (distance < hi) for lo, hi in BANDS]
     header = "| IDM checkpoint | all | " + " | ".join(f"{lo}-{hi} m" for lo, hi in BANDS) + " |"
     lines = [header, "|---|---:|" + "---:|" * len(BANDS)]
-    lines.append("| transitions | " + f"{len(distance):,} | " + " | ".join(f"{((distance >= lo) & (distance < hi)).sum():,}" for lo, hi in BANDS) + " |")
+    lines.append("| transitions | " + f"{len(distance):,} | " + " | ".join(f"{band.sum():,}" for band in bands) + " |")
     for checkpoint in args.idm_checkpoints:
         idm = IDMModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
         right = data.label_expert(idm) == expert.actions
-        cells = [f"{right[(distance >= lo) & (distance < hi)].mean():.3f}" for lo, hi in BANDS]
+        cells = [f"{right[band].mean():.3f}" for band in bands]
         lines.append(f"| {checkpoint.name} | {right.mean():.3f} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     table = "\n".join(lines)

@@ -97,7 +97,8 @@ class RunSettings:
             fastest, timed during training and again every 5 to 60 s (`bco_lightning/threads.py`),
             and runs everything else on one thread; a number fixes the count everywhere. Two threads
             train these MLPs about 1.4 times faster on an idle 2-core machine, and fall far behind
-            one thread as soon as another process takes a core.
+            one thread as soon as another process takes a core. A pixel run repeats to the last
+            bit only with a fixed number: the CNNs' gradients differ in their last bits between counts.
     """
 
     seed: int = 0

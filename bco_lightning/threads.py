@@ -6,8 +6,11 @@ about a hundred times longer than on one thread (seen here; see DESIGN.md's pitf
 count is right on both an idle and a shared machine, so the training loop measures: it times a few
 optimiser steps with each candidate count, trains on with the fastest, and measures again every few
 seconds (less often while the answer stays the same), or at once when the steps slow down. Every step is a real
-training step; on the CPU builds checked here the result does not depend on the thread count
-(`tests/test_threads.py` checks it on every CI run).
+training step; on the CPU builds checked here an MLP run's result does not depend on the thread
+count (`tests/test_threads.py` checks it on every CI run). A CNN's gradients do differ in their last
+bits between counts, so a pixel run repeats to the last bit only with a fixed `--torch_threads N`;
+pinning a count here instead would bring back the collapse above (a second thread on a busy core
+made a CNN step about 6 times slower, benchmarks/pixel_throughput_contended.md).
 """
 
 from __future__ import annotations

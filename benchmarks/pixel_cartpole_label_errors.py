@@ -8,7 +8,9 @@ data settings). The recording holds no states, so they are re-made by replaying 
 controller, kicks and seeds without a camera (asserted to give the same episodes and actions); the
 labels are then scored against the controller's actions per band of |x|, the cart's distance from
 the centre. Random play ends its episodes within about 20 steps near the centre, while a kicked
-expert drifts over a metre: a band the IDM never saw tells on it.
+expert drifts over a metre: a band the IDM never saw tells on it. A second table says where each
+kind of random play goes (`RandomPlay`, on CartPole's states): holding actions (`repeat`) does not
+take the cart further out, it drops the pole sooner.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import argparse
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from bco_lightning import BCODataModule, IDMModule
+from bco_lightning.atomic import atomic_write
+from bco_lightning.data.rollouts import RandomPlay, random_policy
 from bco_lightning.demonstrators import KickedController, cartpole_controller, record_episodes
 
 BANDS = [(0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.0), (1.0, 1.5), (1.5, 2.4)]
@@ -32,6 +37,27 @@ def expert_states(episodes: int, every: int, size: list[float], seed: int, lengt
     if not (np.array_equal(replay.episode_lengths, lengths) and np.array_equal(replay.actions, actions)):
         raise SystemExit("the replay does not re-make the recording: give the --kick_every/--kick_size/--seed it was recorded with")
     return replay.observations[replay.pair_indices()]
+
+
+def random_play_distances(play: RandomPlay, steps: int, num_envs: int = 16, seed: int = 0) -> np.ndarray:
+    """|x| at the start of each of `steps` transitions of random play on `num_envs` CartPoles, as
+    the pre-demonstration interaction plays (`cartpole-pixels.yaml`: 50,000 steps, 16 sub-envs)."""
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(num_envs)])
+    envs.action_space.seed(seed)
+    act = random_policy(envs.action_space, play, seed)
+    observations, _ = envs.reset(seed=seed)
+    ended = np.zeros(num_envs, dtype=bool)
+    distances: list[np.ndarray] = []
+    while sum(len(d) for d in distances) < steps:
+        distances.append(np.abs(observations[~ended, 0]))  # an ended sub-env's next step is its reset, not a transition
+        observations, _, terminated, truncated, _ = envs.step(act(observations))
+        ended = terminated | truncated
+    envs.close()
+    return np.concatenate(distances)[:steps]
+
+
+def band_shares(distance: np.ndarray) -> str:
+    return " | ".join(f"{np.mean((distance >= lo) & (distance < hi)):.3f}" for lo, hi in BANDS)
 
 
 def main() -> None:
@@ -60,12 +86,24 @@ def main() -> None:
         lines.append(f"| {checkpoint.name} | {right.mean():.3f} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     table = "\n".join(lines)
-    print(f"\nlabel accuracy by |x| (the cart's distance from the centre); {time.perf_counter() - start:.0f} s\n\n{table}")
+    plays = [("the kicked expert (the recording)", distance)]
+    for repeat in (1, 2, 4, 8):
+        name = "uniform random play (BCO's default, the config's)" if repeat == 1 else f"random play holding each action {repeat} steps (`repeat: {repeat}`)"
+        plays.append((name, random_play_distances(RandomPlay(repeat=repeat), 50_000)))
+    reach = [
+        "| play | transitions | " + " | ".join(f"{lo}-{hi} m" for lo, hi in BANDS) + " |",
+        "|---|---:|" + "---:|" * len(BANDS),
+        *(f"| {name} | {len(d):,} | {band_shares(d)} |" for name, d in plays),
+    ]
+    where = "\n".join(reach)
+    print(f"\nlabel accuracy by |x| (the cart's distance from the centre); {time.perf_counter() - start:.0f} s\n\n{table}\n\nshare of transitions by |x|\n\n{where}")
     if args.output is not None:
-        args.output.write_text(
+        text = (
             "# Pixel CartPole: IDM label accuracy by the cart's distance from the centre\n\n"
-            f"`python benchmarks/{Path(__file__).name} {' '.join(str(c) for c in args.idm_checkpoints)}`\n\n{table}\n"
+            f"`python benchmarks/{Path(__file__).name} {' '.join(str(c) for c in args.idm_checkpoints)}`\n\n{table}\n\n"
+            f"## Where play goes: share of transitions by |x|\n\n{where}\n"
         )
+        atomic_write(args.output, lambda handle: handle.write(text.encode()))
 
 
 if __name__ == "__main__":

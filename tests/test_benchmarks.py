@@ -270,3 +270,32 @@ def test_bco0_is_the_first_policy_of_the_bco_alpha_run(tmp_path: Path, cartpole_
     assert row[4] == f"{bco0['normalized_score']:.3f} ± 0.000" and row[5] == f"{alpha['normalized_score']:.3f} ± 0.000", row
     assert "1 of the BCO(0) cells are the first policy of the BCO(alpha) run" in text
     assert not (tmp_path / "cells" / "cartpole" / "bco0").exists()  # read off, not run
+
+
+def load_label_errors_script():
+    spec = importlib.util.spec_from_file_location("pixel_cartpole_label_errors", BENCHMARKS / "pixel_cartpole_label_errors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_label_errors_replay_finds_the_recordings_states_and_refuses_other_kicks() -> None:
+    from bco_lightning.demonstrators import KickedController, cartpole_controller, record_episodes
+
+    script = load_label_errors_script()
+    recording = record_episodes("CartPole-v1", KickedController(cartpole_controller, 20, [0.0, 0.4, 0.0, 0.6], 3), 2, 3)
+    states = script.expert_states(2, 20, [0.0, 0.4, 0.0, 0.6], 3, recording.episode_lengths, recording.actions)
+    np.testing.assert_array_equal(states, recording.observations[recording.pair_indices()])
+    with pytest.raises(SystemExit, match="does not re-make the recording"):
+        script.expert_states(2, 10, [0.0, 0.4, 0.0, 0.6], 3, recording.episode_lengths, recording.actions)
+
+
+@pytest.mark.parametrize("repeat", [1, 8])
+def test_random_play_on_cartpole_stays_near_the_centre(repeat: int) -> None:
+    """The benchmark's reason why BCO(0)'s IDM mislabels the far-off-centre expert: random play, sticky
+    or not, hardly leaves the middle 1.2 m of the track."""
+    from bco_lightning.data.rollouts import RandomPlay
+
+    distances = load_label_errors_script().random_play_distances(RandomPlay(repeat=repeat), 5_000)
+    assert distances.shape == (5_000,)
+    assert np.mean(distances >= 0.6) < 0.01

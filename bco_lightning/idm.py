@@ -34,8 +34,10 @@ class IDMModule(ActionModel):
             first conv sees pixel differences; "delta" stacks `s` and `s' - s`; "shared" encodes
             each and compares features.
         augment_shift: frames: each training batch moves by a random shift of up to this many
-            pixels per axis (edges repeated), so that the interaction's frames do not
-            let the CNN memorise exact pixels; 0 trains on the frames as they are.
+            pixels per axis (edges repeated, `s` and `s'` moved together), so that the
+            interaction's frames do not let the CNN memorise exact pixels, and, where a fixed
+            camera films physics that do not depend on position (CartPole), so that it sees
+            pushes where random play never went; 0 trains on the frames as they are.
         motion_gain: frames: > 0 adds the change between consecutive frames of a stack, times
             this gain, as input channels, so that motion of a fraction of a pixel is not a few
             gray levels on top of a bright frame; 0 (the default) feeds the frames alone.

@@ -29,6 +29,12 @@ from bco_lightning.data.rollouts import RandomPlay, random_policy
 from bco_lightning.demonstrators import KickedController, cartpole_controller, record_episodes
 
 BANDS = [(0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.0), (1.0, 1.5), (1.5, 2.4)]
+BAND_COLUMNS = " | ".join(f"{lo}-{hi} m" for lo, hi in BANDS)
+
+
+def band_masks(distance: np.ndarray) -> list[np.ndarray]:
+    """Which entries of `distance` (|x| per transition) fall in each band of `BANDS`."""
+    return [(distance >= lo) & (distance < hi) for lo, hi in BANDS]
 
 
 def expert_states(episodes: int, every: int, size: list[float], seed: int, lengths: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -48,8 +54,10 @@ def random_play_distances(play: RandomPlay, steps: int, num_envs: int = 16, seed
     observations, _ = envs.reset(seed=seed)
     ended = np.zeros(num_envs, dtype=bool)
     distances: list[np.ndarray] = []
-    while sum(len(d) for d in distances) < steps:
+    collected = 0
+    while collected < steps:
         distances.append(np.abs(observations[~ended, 0]))  # an ended sub-env's next step is its reset, not a transition
+        collected += len(distances[-1])
         observations, _, terminated, truncated, _ = envs.step(act(observations))
         ended = terminated | truncated
     envs.close()
@@ -57,7 +65,7 @@ def random_play_distances(play: RandomPlay, steps: int, num_envs: int = 16, seed
 
 
 def band_shares(distance: np.ndarray) -> str:
-    return " | ".join(f"{np.mean((distance >= lo) & (distance < hi)):.3f}" for lo, hi in BANDS)
+    return " | ".join(f"{band.mean():.3f}" for band in band_masks(distance))
 
 
 def main() -> None:
@@ -75,9 +83,8 @@ def main() -> None:
     expert = data.expert
     states = expert_states(expert.num_episodes, args.kick_every, args.kick_size, args.seed, expert.episode_lengths, expert.actions)
     distance = np.abs(states[:, 0])
-    bands = [(distance >= lo) & (distance < hi) for lo, hi in BANDS]
-    header = "| IDM checkpoint | all | " + " | ".join(f"{lo}-{hi} m" for lo, hi in BANDS) + " |"
-    lines = [header, "|---|---:|" + "---:|" * len(BANDS)]
+    bands = band_masks(distance)
+    lines = [f"| IDM checkpoint | all | {BAND_COLUMNS} |", "|---|---:|" + "---:|" * len(BANDS)]
     lines.append("| transitions | " + f"{len(distance):,} | " + " | ".join(f"{band.sum():,}" for band in bands) + " |")
     for checkpoint in args.idm_checkpoints:
         idm = IDMModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
@@ -91,7 +98,7 @@ def main() -> None:
         name = "uniform random play (BCO's default, the config's)" if repeat == 1 else f"random play holding each action {repeat} steps (`repeat: {repeat}`)"
         plays.append((name, random_play_distances(RandomPlay(repeat=repeat), 50_000)))
     reach = [
-        "| play | transitions | " + " | ".join(f"{lo}-{hi} m" for lo, hi in BANDS) + " |",
+        f"| play | transitions | {BAND_COLUMNS} |",
         "|---|---:|" + "---:|" * len(BANDS),
         *(f"| {name} | {len(d):,} | {band_shares(d)} |" for name, d in plays),
     ]

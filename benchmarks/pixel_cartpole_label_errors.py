@@ -30,6 +30,7 @@ from bco_lightning.demonstrators import KickedController, cartpole_controller, r
 
 BANDS = [(0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.0), (1.0, 1.5), (1.5, 2.4)]
 BAND_COLUMNS = " | ".join(f"{lo}-{hi} m" for lo, hi in BANDS)
+BAND_RULE = "|---|---:|" + "---:|" * len(BANDS)  # under a header of two columns and then the bands
 
 
 def band_masks(distance: np.ndarray) -> list[np.ndarray]:
@@ -84,7 +85,7 @@ def main() -> None:
     states = expert_states(expert.num_episodes, args.kick_every, args.kick_size, args.seed, expert.episode_lengths, expert.actions)
     distance = np.abs(states[:, 0])
     bands = band_masks(distance)
-    lines = [f"| IDM checkpoint | all | {BAND_COLUMNS} |", "|---|---:|" + "---:|" * len(BANDS)]
+    lines = [f"| IDM checkpoint | all | {BAND_COLUMNS} |", BAND_RULE]
     lines.append("| transitions | " + f"{len(distance):,} | " + " | ".join(f"{band.sum():,}" for band in bands) + " |")
     for checkpoint in args.idm_checkpoints:
         idm = IDMModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
@@ -99,7 +100,7 @@ def main() -> None:
         plays.append((name, random_play_distances(RandomPlay(repeat=repeat), 50_000)))
     reach = [
         f"| play | transitions | {BAND_COLUMNS} |",
-        "|---|---:|" + "---:|" * len(BANDS),
+        BAND_RULE,
         *(f"| {name} | {len(d):,} | {band_shares(d)} |" for name, d in plays),
     ]
     where = "\n".join(reach)

@@ -260,7 +260,7 @@ class BCORun:
             if is_rank_zero():
                 self.folder.logger.log_metrics({"rollout/exploration_noise": noise}, step=iteration)
         assert self.data.interaction is not None
-        self.folder.save_interaction(self.data.interaction)
+        self.folder.save_interaction(self.data.interaction, self.data.collection_sizes)
         self.folder.save_weights(self.idm, "idm")
 
     def _clone(self, iteration: int, labels: np.ndarray, evaluation: EnvEvaluationCallback, eval_logger: TensorBoardLogger) -> None:
@@ -301,7 +301,7 @@ class BCORun:
         """Load what the committed units left: transitions, labels and the latest weights of each model."""
         interaction = self.folder.saved_interaction()
         if interaction is not None:
-            self.data.interaction = interaction
+            self.data.restore_interaction(*interaction)
         labels = self.folder.saved_labels()
         if labels is not None:
             self.data.expert_labels = labels

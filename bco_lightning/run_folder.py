@@ -116,7 +116,7 @@ class RunFolder:
         return self.progress.committed_seconds + time.perf_counter() - self._unit_started
 
     # Saving --------------------------------------------------------------------------------------
-    def save_interaction(self, interaction: Transitions) -> None:
+    def save_interaction(self, interaction: Transitions, collection_sizes: list[int]) -> None:
         if not is_rank_zero():
             return
         arrays = {
@@ -124,6 +124,7 @@ class RunFolder:
             "actions": interaction.actions,
             "obs_index": interaction.obs_index,
             "next_index": interaction.next_index,
+            "collection_sizes": np.asarray(collection_sizes, dtype=np.int64),  # the split's blocks
         }
         if interaction.previous_row is not None:  # frames: the links their stacks are gathered by
             arrays["previous_row"] = interaction.previous_row
@@ -151,14 +152,18 @@ class RunFolder:
             write_json_atomic(self.state_dir / "progress.json", asdict(self.progress))
 
     # Restoring -----------------------------------------------------------------------------------
-    def saved_interaction(self) -> Transitions | None:
-        """The interaction transitions the committed units collected (None before any)."""
+    def saved_interaction(self) -> tuple[Transitions, list[int]] | None:
+        """The interaction transitions the committed units collected, with the size of each
+        collection (None before any). A folder written before the sizes were kept (0.2.0) holds
+        transitions that count as one collection."""
         path = self.state_dir / "interaction.npz"
         if not (self.progress.completed and path.exists()):
             return None
         with np.load(path) as saved:
             previous_row = saved["previous_row"] if "previous_row" in saved.files else None
-            return Transitions(saved["observations"], saved["actions"], saved["obs_index"], saved["next_index"], previous_row)
+            transitions = Transitions(saved["observations"], saved["actions"], saved["obs_index"], saved["next_index"], previous_row)
+            sizes = saved["collection_sizes"].tolist() if "collection_sizes" in saved.files else [len(transitions)]
+            return transitions, sizes
 
     def saved_labels(self) -> np.ndarray | None:
         """The expert labels the last committed policy unit trained on (None before any)."""

@@ -105,7 +105,7 @@ def memory_child(frames: int, batch_size: int) -> None:
     data.expert_observations  # the expert file's frames are not what is measured
     baseline = resident_bytes()
     start = time.perf_counter()
-    data.interaction = interleaved_transitions(frames)
+    data.add_interaction(interleaved_transitions(frames))
     data.setup("fit")
     loader = data.train_dataloader()
     batches = 0

@@ -320,7 +320,7 @@ def scaling_child(size: int, batch_size: int) -> None:
     actions *= 2
     actions -= 1
     index = np.arange(size, dtype=np.int64)
-    data.interaction = Transitions(observations, actions, index, index + 1)
+    data.add_interaction(Transitions(observations, actions, index, index + 1))
     raw = observations.nbytes + actions.nbytes
     idm = IDMModule(**data.model_shapes)
     trainer = pl.Trainer(

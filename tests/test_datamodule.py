@@ -9,9 +9,11 @@ import torch
 
 from bco_lightning.callbacks import FitNormalizers
 from bco_lightning.data.datamodule import BatchLoader, BCODataModule, ExampleTable
+from bco_lightning.data.rollouts import collect_transitions
 from bco_lightning.errors import ConfigError, ExpertFileError
 from bco_lightning.idm import IDMModule
 from bco_lightning.policy import BCPolicyModule
+from bco_lightning.run_folder import RunFolder
 
 
 def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
@@ -66,6 +68,47 @@ def test_idm_splits_are_disjoint_and_cover_all_transitions(cartpole_data):
     assert train_rows | val_rows == rows(everything)
     # the split is fixed: a second call serves the same validation transitions
     assert rows(all_batches(cartpole_data.val_dataloader())) == val_rows
+
+
+def test_a_transition_keeps_its_side_as_the_interaction_grows(cartpole_data):
+    """BCO(alpha) appends a collection every iteration: the IDM's validation transitions of the
+    earlier ones stay held out (its warm start never trained on them), the new collection gives
+    its own 10%, and none of the earlier training transitions is held out now."""
+    before_train = rows(all_batches(cartpole_data.train_dataloader()))
+    before_val = rows(all_batches(cartpole_data.val_dataloader()))
+    more = collect_transitions("CartPole-v1", None, 500, seed=1, num_envs=4)
+    cartpole_data.add_interaction(more)
+    assert cartpole_data.collection_sizes == [2000, 500]
+    after_train = rows(all_batches(cartpole_data.train_dataloader()))
+    after_val = rows(all_batches(cartpole_data.val_dataloader()))
+    assert len(after_val) == 250 and before_val < after_val
+    assert before_train < after_train and not after_train & after_val
+    assert cartpole_data.num_train_samples() == len(after_train) == 2250
+
+
+def test_interaction_given_without_its_collections_is_refused(cartpole_data):
+    cartpole_data.interaction = collect_transitions("CartPole-v1", None, 100, seed=1, num_envs=4)
+    with pytest.raises(RuntimeError, match="collections add up to 2000"):
+        cartpole_data.train_dataloader()
+    with pytest.raises(ValueError, match="do not add up to the 100 transitions"):
+        cartpole_data.restore_interaction(cartpole_data.interaction, [60, 50])
+    cartpole_data.restore_interaction(cartpole_data.interaction, [60, 40])
+    assert len(all_batches(cartpole_data.val_dataloader())["obs"]) == 6 + 4
+
+
+def test_the_run_folder_keeps_the_collections_across_a_resume(tmp_path):
+    folder = RunFolder(tmp_path, "CartPole-v1")
+    transitions = collect_transitions("CartPole-v1", None, 30, seed=0, num_envs=2)
+    folder.save_interaction(transitions, [20, 10])
+    folder.progress.completed.append("idm-1")  # as after a committed unit
+    saved = folder.saved_interaction()
+    assert saved is not None and saved[1] == [20, 10]
+    np.testing.assert_array_equal(saved[0].actions, transitions.actions)
+    # a folder from before the sizes were kept: its transitions are one collection
+    arrays = dict(np.load(folder.state_dir / "interaction.npz"))
+    del arrays["collection_sizes"]
+    np.savez(folder.state_dir / "interaction.npz", **arrays)
+    assert folder.saved_interaction()[1] == [30]
 
 
 def test_train_batches_have_model_shapes(cartpole_data):

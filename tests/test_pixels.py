@@ -178,10 +178,11 @@ def test_the_run_folder_keeps_frame_links_across_a_resume(tmp_path) -> None:
 
     transitions = collect_transitions("CartPole-v1", None, 20, seed=0, num_envs=2, pixels=PixelSettings(image_size=8, frame_stack=2))
     folder = RunFolder(tmp_path, "CartPole-v1")
-    folder.save_interaction(transitions)
+    folder.save_interaction(transitions, [len(transitions)])
     folder.progress.completed.append("idm-0")  # as after a committed unit
-    restored = folder.saved_interaction()
-    assert restored is not None and restored.previous_row is not None
+    saved = folder.saved_interaction()
+    assert saved is not None and saved[0].previous_row is not None
+    restored = saved[0]
     np.testing.assert_array_equal(restored.previous_row, transitions.previous_row)
     np.testing.assert_array_equal(restored.observations, transitions.observations)
     assert restored.observations.dtype == np.uint8

@@ -6,8 +6,15 @@ Pendulum run. Everything but wall times and paths must match exactly. MKL picks 
 by CPU, and an AVX-512 machine with AMX ended the default job's policy stage at epoch 66 where the
 machine that first wrote these stopped at 138, from the same code; so both the references and the
 runs here use MKL's CPU-independent kernels (`MKL_CBWR=COMPATIBLE`) and torch's AVX2 ones
-(`CPU_PINNED`). Regenerate the references only from a commit known to be right, with that
-environment and the commands in `REFERENCE_RUNS`, never from the change under test.
+(`CPU_PINNED`). Regenerate a reference only for a change meant to alter results, with that
+environment and the commands in `REFERENCE_RUNS`, after checking that what it must not alter did
+not, and say so here.
+
+One such change: the IDM's validation split now keeps each collection's transitions on their side
+as BCO(alpha)'s interaction grows (before, a fresh permutation of the grown table put up to 82% of
+the next validation set among the transitions the warm-started IDM had trained on). The Pendulum
+file was regenerated with it on 2026-12-06: its iteration 0 is still 6cbab0c's to the bit (checked
+below), its iterations 1 to 3 changed. The default job stops at iteration 0 and did not change.
 """
 
 from __future__ import annotations
@@ -63,3 +70,12 @@ def test_the_comparison_notices_a_changed_bit() -> None:
     assert without_volatile(changed) == without_volatile(reference)
     changed["history"][0]["val/loss"] = math.nextafter(reference["history"][0]["val/loss"], math.inf)
     assert without_volatile(changed) != without_volatile(reference)
+
+
+def test_the_pendulum_reference_keeps_the_original_iteration_0() -> None:
+    """BCO(0) did not change when the reference was regenerated: 6cbab0c's validation losses."""
+    history = json.loads((REFERENCE_DIR / "pendulum_3_iterations.json").read_text())["history"]
+    assert [(entry["stage"], entry["epochs"], entry["val/loss"]) for entry in history[:2]] == [
+        ("idm", 38, 0.007746648974716663),
+        ("policy", 132, 0.03780907019972801),
+    ]

@@ -193,7 +193,9 @@ class BCODataModule(pl.LightningDataModule):
         async_envs: step each sub-environment in a worker process (gymnasium's `AsyncVectorEnv`):
             the same transitions and returns, faster where a step costs more than a process hop
             (CarRacing's rendering) on a machine with a core per sub-environment to spare.
-        val_fraction: share of transitions (IDM) and expert pairs (policy) held out for validation.
+        val_fraction: share of transitions (IDM) and expert pairs (policy) held out for validation,
+            drawn from each collection of transitions on its own, so that a transition keeps its
+            side as BCO(alpha)'s interaction grows.
         batch_size: training batch size of both stages (one optimiser step per batch).
         batches_per_step: training batches that one Lightning step takes, with one optimiser
             step each. Lightning's fixed cost per step (0.2 to 0.5 ms on a laptop-class CPU) is
@@ -270,6 +272,9 @@ class BCODataModule(pl.LightningDataModule):
         # (`BCORun`, `bco fit`, or a user's own loop), to a model's `data_stage`.
         self.stage: Stage = "idm"
         self.interaction: Transitions | None = None
+        # Transitions per collection, in the order `interaction` holds them: the split keeps each
+        # collection's rows on their side as later collections are appended (`_split`).
+        self.collection_sizes: list[int] = []
         self.expert_labels: np.ndarray | None = None
         self.pending_collection: tuple[int, int, PolicyFactory | None] | None = None
         self._stack_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # see `_stacks_of`
@@ -322,7 +327,16 @@ class BCODataModule(pl.LightningDataModule):
         return self.expert.pair_indices()
 
     def add_interaction(self, transitions: Transitions) -> None:
+        """Append one collection of transitions: the validation split draws from it on its own,
+        so the transitions already held keep their sides (train or validation)."""
         self.interaction = transitions if self.interaction is None else Transitions.concatenate([self.interaction, transitions])
+        self.collection_sizes.append(len(transitions))
+
+    def restore_interaction(self, transitions: Transitions, collection_sizes: list[int]) -> None:
+        """Hold `transitions` made of the collections `collection_sizes` (a resumed run's)."""
+        if sum(collection_sizes) != len(transitions) or min(collection_sizes, default=1) < 0:
+            raise ValueError(f"collection sizes {collection_sizes} do not add up to the {len(transitions)} transitions")
+        self.interaction, self.collection_sizes = transitions, list(collection_sizes)
 
     def request_collection(self, steps: int, seed: int, policy: PolicyFactory | None = None) -> None:
         """Collect `steps` interactions when the next IDM stage sets up (inside the Trainer, where
@@ -382,12 +396,35 @@ class BCODataModule(pl.LightningDataModule):
 
     # Splits -----------------------------------------------------------------------------------
     def _num_val(self, size: int) -> int:
-        return max(1, int(round(size * self.val_fraction)))
+        return max(1, int(round(size * self.val_fraction))) if size else 0
 
-    def _split(self, size: int) -> tuple[Tensor, Tensor]:
-        order = torch.randperm(size, generator=torch.Generator().manual_seed(seeds.for_split(self.seed)))
-        num_val = self._num_val(size)
-        return order[num_val:], order[:num_val]
+    def _split(self, block_sizes: list[int]) -> tuple[Tensor, Tensor]:
+        """Train and validation rows of a table made of consecutive blocks (the interaction's
+        collections; the expert pairs are one block). Each block is split on its own, by the next
+        permutation of one seeded generator, so appending a block moves no row to the other side:
+        redrawing the split of the grown table put 82% of BCO(alpha)'s next validation set among
+        the transitions the warm-started IDM had trained on. One block is split as it always was."""
+        generator = torch.Generator().manual_seed(seeds.for_split(self.seed))
+        train, val, offset = [], [], 0
+        for size in block_sizes:
+            order = torch.randperm(size, generator=generator) + offset
+            num_val = self._num_val(size)
+            train.append(order[num_val:])
+            val.append(order[:num_val])
+            offset += size
+        return torch.cat(train), torch.cat(val)
+
+    def _interaction_blocks(self) -> list[int]:
+        assert self.interaction is not None
+        if sum(self.collection_sizes) != len(self.interaction):
+            raise RuntimeError(
+                f"the interaction holds {len(self.interaction)} transitions but its collections add up to "
+                f"{sum(self.collection_sizes)}: give transitions with add_interaction() or restore_interaction()"
+            )
+        return self.collection_sizes
+
+    def _stage_blocks(self) -> list[int]:
+        return self._interaction_blocks() if self.stage == "idm" else [len(self.expert_pairs)]
 
     def _interaction_table(self) -> ExampleTable:
         if self.interaction is None:
@@ -458,7 +495,7 @@ class BCODataModule(pl.LightningDataModule):
         if self.pixels is not None:
             # Frames need no statistics (the networks scale them by 1/255): only the labels do.
             table = self._stage_table()
-            train, _ = self._split(len(table))
+            train, _ = self._split(self._stage_blocks())
             assert table.actions is not None
             return {"action": table.actions[at_most(train, max_samples)]}
 
@@ -469,7 +506,7 @@ class BCODataModule(pl.LightningDataModule):
         parts = [table.batch(at_most(torch.arange(len(table)), max(1, max_samples * len(table) // total))) for table in tables]
         tensors = {key: torch.cat([part[key] for part in parts]) for key in ("obs", "next_obs")}
         table = self._stage_table()
-        train, _ = self._split(len(table))
+        train, _ = self._split(self._stage_blocks())
         assert table.actions is not None
         tensors["action"] = table.actions[at_most(train, max_samples)]
         return tensors
@@ -477,17 +514,17 @@ class BCODataModule(pl.LightningDataModule):
     def idm_validation_transitions(self) -> dict[str, Tensor]:
         """The IDM's held-out transitions `obs`, `next_obs`, `action` (for diagnostics)."""
         table = self._interaction_table()
-        _, val = self._split(len(table))
+        _, val = self._split(self._interaction_blocks())
         return table.batch(val)
 
     def num_train_samples(self) -> int:
         """Size of the current stage's training split (all ranks together), counting a requested
         collection that the stage's setup has yet to make."""
         if self.stage == "policy":
-            size = len(self.expert_pairs)
+            blocks = [len(self.expert_pairs)]
         else:
-            size = len(self.interaction or ()) + (self.pending_collection[0] if self.pending_collection else 0)
-        return size - self._num_val(size)
+            blocks = list(self.collection_sizes) + ([self.pending_collection[0]] if self.pending_collection else [])
+        return sum(size - self._num_val(size) for size in blocks)
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -495,13 +532,13 @@ class BCODataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> BatchLoader:
         table = self._stage_table()
-        train, _ = self._split(len(table))
+        train, _ = self._split(self._stage_blocks())
         rank, world_size = self._rank()
         return BatchLoader(table, train, self.batch_size, True, self.seed, rank, world_size, self.batches_per_step)
 
     def val_dataloader(self) -> BatchLoader:
         table = self._stage_table()
-        _, val = self._split(len(table))
+        _, val = self._split(self._stage_blocks())
         rank, world_size = self._rank()
         return BatchLoader(table, val, self.batch_size * 16, False, rank=rank, world_size=world_size)
 

@@ -71,8 +71,8 @@ class RunSettings:
         finetune_steps_per_validation: in BCO(alpha) iterations, each IDM fine-tune validates at
             least every this many optimiser steps (in whole Lightning steps of `batches_per_step`),
             and its patience and epoch cap count those validations. None: once per epoch, as the
-            first IDM. Warm-started fine-tunes mostly stop at the patience floor, `patience` + 1
-            epochs over all interaction so far, and that floor grows with every iteration.
+            first IDM. A fine-tune's epochs are over all interaction so far, so they grow longer
+            with every iteration.
         min_rel_delta: the smallest drop of validation loss that counts as better, as a fraction
             of the best loss so far.
         stopping_threshold: a validation loss this low ends a stage at once.

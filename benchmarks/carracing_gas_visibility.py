@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bco_lightning.atomic import atomic_write
+from bco_lightning.callbacks import normalized_score
 from bco_lightning.data.frames import resize_frames
-from bco_lightning.demonstrators import CarRacingController
+from bco_lightning.demonstrators import CarRacingController, play_episodes
 from bco_lightning.pixels import make_camera_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,28 +99,33 @@ def branch(seed: int, actions: np.ndarray, frames: list[np.ndarray], at: int, co
     return differences
 
 
+class Driver:
+    """The demonstrator with its gas and brake held where given (None: its own), or uniform random
+    actions seeded with the lap's seed."""
+
+    def __init__(self, seed: int, gas: float | None, brake: float | None, random_actions: bool) -> None:
+        self.demonstrator = CarRacingController(continuous=True)
+        self.seed, self.gas, self.brake, self.random_actions = seed, gas, brake, random_actions
+        self.env: Any = None
+
+    def bind(self, env: Any) -> None:
+        self.demonstrator.bind(env)
+        self.env = env
+        env.action_space.seed(self.seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        action = self.env.action_space.sample() if self.random_actions else self.demonstrator(obs)
+        if self.gas is not None:
+            action[GAS] = self.gas
+        if self.brake is not None:
+            action[BRAKE] = self.brake
+        return action
+
+
 def lap_return(seed: int, gas: float | None = None, brake: float | None = None, random_actions: bool = False) -> float:
-    """Return of one lap: the demonstrator's actions with gas and brake held where given (None: its
-    own), or uniform random actions."""
-    env = make_camera_env("CarRacing-v3")
-    controller = CarRacingController(continuous=True)
-    env.action_space.seed(seed)
-    try:
-        obs, _ = env.reset(seed=seed)
-        controller.bind(env)
-        total, done = 0.0, False
-        while not done:
-            action = env.action_space.sample() if random_actions else controller(obs)
-            if gas is not None:
-                action[GAS] = gas
-            if brake is not None:
-                action[BRAKE] = brake
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-    finally:
-        env.close()
-    return total
+    """Return of one lap driven by `Driver`."""
+    (lap,) = play_episodes("CarRacing-v3", Driver(seed, gas, brake, random_actions), episodes=1, seed=seed)
+    return lap.total_reward
 
 
 def driving_rows(laps: int) -> list[str]:
@@ -130,7 +137,7 @@ def driving_rows(laps: int) -> list[str]:
         "its steering, gas held at 0.5, no braking": [lap_return(seed, gas=0.5, brake=0.0) for seed in seeds],
         "its steering, gas held at 0.5, brake held at 0.1": [lap_return(seed, gas=0.5, brake=0.1) for seed in seeds],
     }
-    expert, random = np.mean(returns["the demonstrator"]), np.mean(returns["uniform random actions"])
+    expert, random = float(np.mean(returns["the demonstrator"])), float(np.mean(returns["uniform random actions"]))
     lines = [
         f"Laps on {laps} other tracks (seeds {seeds.start}-{seeds.stop - 1}), normalised against these laps' demonstrator "
         "and uniform random play (a lap ends when every tile is visited, else after 1,000 steps):",
@@ -139,7 +146,7 @@ def driving_rows(laps: int) -> list[str]:
         "|---|---:|---:|",
     ]
     for name, values in returns.items():
-        lines.append(f"| {name} | {np.mean(values):.1f} ± {np.std(values):.1f} | {(np.mean(values) - random) / (expert - random):.3f} |")
+        lines.append(f"| {name} | {np.mean(values):.1f} ± {np.std(values):.1f} | {normalized_score(float(np.mean(values)), random, expert):.3f} |")
     return lines
 
 

@@ -47,6 +47,8 @@ def test_unsupported_spaces_are_refused(obs_space: gym.Space, action_space: gym.
         (["run", "--data.random_play.probabilities", "[0.5, 0.6]"], "summing to 1, one per action of CartPole-v1"),
         (["run", "--data.random_play.high", "[1.0]"], "low/high are for Box actions"),
         (["run", "--config", "pendulum.yaml", "--data.random_play.high", "[3.0]"], "within the bounds of Pendulum-v1's Box actions"),
+        (["run", "--data.random_play.zero_probability", "[0.5]"], "zero_probability is for Box actions"),
+        (["run", "--config", "pendulum.yaml", "--data.random_play.zero_probability", "[1.5]"], "one probability in [0, 1] per dimension of Pendulum-v1's Box actions (1)"),
         (["record", "--episodes", "0", "--output", "x.npz"], "--episodes"),
         (["record", "--env_id", "Swimmer-v5", "--output", "x.npz"], "no scripted controller"),
     ],

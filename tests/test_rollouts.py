@@ -117,6 +117,10 @@ def test_random_play_samples_within_its_bounds_and_probabilities():
     play = RandomPlay(low=[0.5], high=[1.5])
     box = collect_transitions("Pendulum-v1", None, 400, seed=0, num_envs=4, random_play=play).actions
     assert box.min() >= 0.5 and box.max() <= 1.5 and box.max() - box.min() > 0.9
+    play = RandomPlay(low=[0.5], high=[1.5], zero_probability=[0.7])  # a pedal released 70% of the time
+    pedal = collect_transitions("Pendulum-v1", None, 2000, seed=0, num_envs=4, random_play=play).actions
+    assert 0.65 < np.mean(pedal == 0) < 0.75
+    assert pedal[pedal != 0].min() >= 0.5 and pedal.max() <= 1.5
     play = RandomPlay(probabilities=[0.0999999, 0.9])  # a sum off by rounding, as a YAML file may hold
     discrete = collect_transitions("CartPole-v1", None, 2000, seed=0, num_envs=4, random_play=play).actions
     assert 0.85 < np.mean(discrete == 1) < 0.95

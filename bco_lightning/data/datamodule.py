@@ -176,7 +176,8 @@ class BCODataModule(pl.LightningDataModule):
             (50k for pixels).
         random_play: how the pre-demonstration interaction plays (`RandomPlay`): by default
             uniform random actions, as in BCO; sticky actions (`repeat`) and narrower `low`/`high`
-            bounds or `probabilities` make random play go where a demonstrator goes (a car that drives).
+            bounds or `probabilities` make random play go where a demonstrator goes (a car that drives);
+            `zero_probability` holds a Box dimension at 0 part of the time (a released pedal).
         observation: "state" learns from the environment's state vectors; "pixels" from its camera:
             the rendered `rgb_array` frame (an image observation such as CarRacing's as it is),
             resized to `image_size` and stacked over `frame_stack` frames, and the expert file

@@ -107,16 +107,20 @@ class RandomPlay:
         low / high: Box actions only: sample each dimension uniformly from `[low, high]` (within
             the action space) instead of the whole space.
         probabilities: Discrete actions only: sample action i with `probabilities[i]` instead of uniformly.
+        zero_probability: Box actions only: hold dimension i at 0 with `zero_probability[i]` (a
+            released pedal) instead of drawing it, so that play can brake hard now and then
+            without braking on average.
     """
 
     repeat: int = 1
     low: list[float] | None = None
     high: list[float] | None = None
     probabilities: list[float] | None = None
+    zero_probability: list[float] | None = None
 
     @property
     def is_uniform(self) -> bool:
-        return self.low is None and self.high is None and self.probabilities is None
+        return self.low is None and self.high is None and self.probabilities is None and self.zero_probability is None
 
     def check(self, spec: EnvSpec) -> None:
         """Refuse settings that `spec`'s action space cannot play, in one line."""
@@ -127,6 +131,8 @@ class RandomPlay:
             raise SettingError(f"`random_play` low/high are for Box actions, not {where}: give probabilities", owner="BCODataModule")
         if not spec.discrete and self.probabilities is not None:
             raise SettingError(f"`random_play` probabilities are for Discrete actions, not {where}: give low/high", owner="BCODataModule")
+        if spec.discrete and self.zero_probability is not None:
+            raise SettingError(f"`random_play` zero_probability is for Box actions, not {where}: give probabilities", owner="BCODataModule")
         if self.probabilities is not None:
             p = np.asarray(self.probabilities, dtype=np.float64)
             if p.shape != (spec.action_dim,) or np.any(p < 0) or not np.isclose(p.sum(), 1.0):
@@ -144,6 +150,15 @@ class RandomPlay:
                 raise SettingError(
                     f"`random_play` low {low.tolist()} and high {high.tolist()} must satisfy low <= high within the bounds of {where}, "
                     f"{space_low.tolist()} to {space_high.tolist()}",
+                    owner="BCODataModule",
+                )
+        if self.zero_probability is not None:
+            p = np.asarray(self.zero_probability, dtype=np.float64)
+            zero_inside = (np.asarray(spec.action_low) <= 0) & (np.asarray(spec.action_high) >= 0)
+            if p.shape != (spec.action_dim,) or np.any(p < 0) or np.any(p > 1) or np.any((p > 0) & ~zero_inside):
+                raise SettingError(
+                    f"`random_play` zero_probability {self.zero_probability} must hold one probability in [0, 1] per dimension of {where} "
+                    f"({spec.action_dim}), above 0 only where 0 is a valid action",
                     owner="BCODataModule",
                 )
 
@@ -169,8 +184,13 @@ def random_policy(action_space: Any, play: RandomPlay | None = None, seed: int |
             low = action_space.low if play.low is None else np.broadcast_to(np.asarray(play.low), action_space.shape)
             high = action_space.high if play.high is None else np.broadcast_to(np.asarray(play.high), action_space.shape)
 
+            zero_probability = None if play.zero_probability is None else np.broadcast_to(np.asarray(play.zero_probability), action_space.shape)
+
             def sample() -> np.ndarray:
-                return rng.uniform(low, high).astype(action_space.dtype)
+                values = rng.uniform(low, high)
+                if zero_probability is not None:  # drawn only when set, so other plays keep their streams
+                    values[rng.random(values.shape) < zero_probability] = 0.0
+                return values.astype(action_space.dtype)
 
     held: np.ndarray | None = None
     steps = 0

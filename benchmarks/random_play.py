@@ -38,6 +38,8 @@ PLAYS: list[tuple[bool, RandomPlay, str]] = [
     (True, RandomPlay(), "uniform (BCO's default)"),
     (True, RandomPlay(repeat=8), "sticky only"),
     (True, config_play("carracing-pixels.yaml"), "carracing-pixels.yaml"),
+    (True, RandomPlay(repeat=4, low=[-1.0, 0.3, 0.0], high=[1.0, 1.0, 0.4]), "brake to the demonstrator's 0.4 (notebook, 2026-12-06)"),
+    (True, RandomPlay(repeat=4, low=[-1.0, 0.0, 0.2], high=[1.0, 1.0, 0.6], zero_probability=[0.0, 0.0, 0.8]), "brake released in 80% of draws (the same)"),
     (False, RandomPlay(), "uniform (BCO's default)"),
     (False, RandomPlay(repeat=8), "sticky only"),
     (False, config_play("carracing-discrete-pixels.yaml"), "carracing-discrete-pixels.yaml"),

@@ -183,7 +183,6 @@ def random_policy(action_space: Any, play: RandomPlay | None = None, seed: int |
         else:
             low = action_space.low if play.low is None else np.broadcast_to(np.asarray(play.low), action_space.shape)
             high = action_space.high if play.high is None else np.broadcast_to(np.asarray(play.high), action_space.shape)
-
             zero_probability = None if play.zero_probability is None else np.broadcast_to(np.asarray(play.zero_probability), action_space.shape)
 
             def sample() -> np.ndarray:

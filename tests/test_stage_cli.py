@@ -57,7 +57,7 @@ def test_fit_idm_writes_a_checkpoint_with_linked_shapes(stage_dir, idm_checkpoin
     assert (idm_checkpoint.parents[1] / "config.yaml").is_file()
     # the datamodule's settings are plain data, so the checkpoint loads without unpickling classes
     saved = torch.load(idm_checkpoint, map_location="cpu", weights_only=True)
-    assert saved["datamodule_hyper_parameters"]["random_play"] == {"repeat": 2, "low": None, "high": None, "probabilities": None}
+    assert saved["datamodule_hyper_parameters"]["random_play"] == {"repeat": 2, "low": None, "high": None, "probabilities": None, "zero_probability": None}
     # two epochs are enough for CartPole's inverse dynamics: it labels the shipped file correctly
     expert = load_expert_file(SHIPPED_CARTPOLE)
     labels = idm.label(expert.observations, expert.pair_indices())

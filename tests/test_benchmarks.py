@@ -299,3 +299,32 @@ def test_random_play_on_cartpole_stays_near_the_centre(repeat: int) -> None:
     distances = load_label_errors_script().random_play_distances(RandomPlay(repeat=repeat), 5_000)
     assert distances.shape == (5_000,)
     assert np.mean(distances >= 0.6) < 0.01
+
+
+def test_idm_label_shift_reads_each_iteration_of_a_pixel_run(tmp_path: Path) -> None:
+    """On a tiny pixel Pendulum BCO(alpha) run: one block of rows per IDM, whose held-out error is
+    the run's own validation error (its split), and an expert comparison from the file's actions."""
+    summary_path = tmp_path / "summary.json"
+    run = run_bco(
+        ["run", "--data.env_id", "Pendulum-v1", "--data.observation", "pixels", "--data.grayscale", "false",
+         "--data.expert_path", str(SHIPPED_DEMONSTRATIONS / "Pendulum-v1-pixels.npz"), "--data.image_size", "16",
+         "--data.max_expert_episodes", "2", "--data.pre_demo_steps", "1200", "--data.num_envs", "4", "--iterations", "1",
+         "--stop_score", "null", "--eval_episodes", "1", "--idm_max_epochs", "3", "--policy_max_epochs", "1",
+         "--min_steps_per_validation", "20", "--video", "false", "--quiet", "true", "--log_root", str(tmp_path / "logs"),
+         "--summary_path", str(summary_path)],
+        cwd=tmp_path, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads(summary_path.read_text())
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "idm_label_shift.py"), summary["log_dir"]],
+        cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.strip("| ").split(" | ")[1:] for line in result.stdout.splitlines()[2:]]
+    assert [(row[0], row[1]) for row in rows] == [(k, name) for k in "01" for name in ("action[0]", "all (unit box)")]
+    idm_mae = [entry["val/mae"] for entry in summary["history"] if entry["stage"] == "idm"]
+    for iteration, mae in enumerate(idm_mae):  # the best checkpoint's error, within a hair of the last validation's
+        held_out, expert = float(rows[2 * iteration + 1][3]), float(rows[2 * iteration + 1][5])
+        assert abs(held_out - mae) < 0.02 and expert > 0, result.stdout
+    assert -1 <= float(rows[0][2]) <= 1 and -1 <= float(rows[0][4]) <= 1

@@ -43,7 +43,10 @@ class RunSettings:
             rollouts to spread wider around its own actions, and a policy cloned from labels that
             far off acts no more precisely than that anyway, while a precise IDM keeps the small
             noise that a precise policy needs (Walker2d explores with about 0.3, HalfCheetah with
-            0.1); 0 keeps the fixed noise.
+            0.1); 0 keeps the fixed noise. Noise is clipped at the action's bounds, so wide noise
+            moves an action held near a bound inward: CarRacing's brake, held near 0.09 by its
+            policy, averaged 0.155 with 2.0, the IDM learnt to label more braking and BCO(alpha)
+            lost speed; its config uses 0.
         iterations: BCO(alpha) iterations after the first policy, at most; 0 gives BCO(0). 20,
             because the IDM's labels keep improving with on-policy interaction where they start
             poor: Walker2d reached its demonstrator only at iterations 12 and 14 (seeds 0, 2);

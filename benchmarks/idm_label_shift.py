@@ -26,6 +26,9 @@ import torch
 
 from bco_lightning import BCODataModule, IDMModule
 from bco_lightning.cli import run_parser
+from bco_lightning.data.rollouts import Transitions
+from bco_lightning.diagnostics import error_per_dimension
+from bco_lightning.report import half_range, label_accuracy
 from bco_lightning.run_folder import RunFolder
 
 
@@ -42,15 +45,14 @@ def components(idm: IDMModule, inferred: np.ndarray, true: np.ndarray) -> list[t
     """`(name, correlation, mean absolute error)` per Box component; `("all", "", unit-box error)` last.
     Discrete: one row, `("action", "", share right)`."""
     if idm.codec.discrete:
-        return [("share right", "", f"{np.mean(inferred == true):.3f}")]
+        return [("share right", "", f"{label_accuracy(inferred, true, idm.codec):.3f}")]
     inferred, true = inferred.reshape(len(inferred), -1), true.reshape(len(true), -1)
-    half = idm.codec.half_range.cpu().numpy()
     rows = []
     for i in range(true.shape[1]):
         flat = true[:, i].std() == 0 or inferred[:, i].std() == 0
         correlation = "-" if flat else f"{np.corrcoef(inferred[:, i], true[:, i])[0, 1]:.3f}"
         rows.append((f"action[{i}]", correlation, f"{np.abs(inferred[:, i] - true[:, i]).mean():.3f}"))
-    rows.append(("all (unit box)", "", f"{(np.abs(inferred - true) / half).mean():.4f}"))
+    rows.append(("all (unit box)", "", f"{error_per_dimension(true, inferred, half_range(idm.codec)).mean():.4f}"))
     return rows
 
 
@@ -72,7 +74,7 @@ def report(run_dir: Path) -> list[str]:
         idm = IDMModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=False)
         count = sum(sizes[: iteration + 1])  # the collections this iteration's IDM trained and validated on
         data.restore_interaction(
-            type(interaction)(interaction.observations, interaction.actions[:count], interaction.obs_index[:count], interaction.next_index[:count], interaction.previous_row),
+            Transitions(interaction.observations, interaction.actions[:count], interaction.obs_index[:count], interaction.next_index[:count], interaction.previous_row),
             sizes[: iteration + 1],
         )
         held_out = data.idm_validation_transitions()

@@ -99,11 +99,23 @@ class RunFolder:
         self.state_dir = self.path / "state"
         self.checkpoint_dir = self.path / "checkpoints"
         self.progress = RunProgress.load(self.state_dir / "progress.json")
+        self._follow_moved_checkpoints()
         self._unit_started = time.perf_counter()  # when the unit now running began (reset by each commit)
 
     def stage_logger(self, sub_dir: str) -> TensorBoardLogger:
         """A TensorBoard logger writing under the run's folder, in `sub_dir`."""
         return TensorBoardLogger(self.logger.save_dir, name=self.logger.name, version=self.logger.version, sub_dir=sub_dir, default_hp_metric=False)
+
+    def _follow_moved_checkpoints(self) -> None:
+        """Point the recorded checkpoints at this folder's copies: a run folder moved or copied
+        (to another machine, say) and resumed would otherwise report the files at their old place."""
+        progress = self.progress
+        for key in ("idm_checkpoint", "policy_checkpoint", "selected_policy_checkpoint"):
+            recorded = getattr(progress, key)
+            if recorded:
+                here = self.checkpoint_dir / Path(recorded).name
+                if here.exists():
+                    setattr(progress, key, str(here.resolve()))
 
     # Time --------------------------------------------------------------------------------------
     def start_clock(self) -> float:

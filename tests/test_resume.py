@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -66,6 +67,16 @@ def test_resume_with_more_iterations_extends_a_finished_run(tmp_path: Path, cart
     assert result.returncode == 0, result.stderr
     assert stable(again)["stop_reason"] == "stop_score" and stable(fresh)["stop_reason"] == "iterations"
     assert {**stable(again), "stop_score": None, "stop_reason": "iterations"} == stable(fresh)
+    # a copy of the folder, resumed elsewhere, reports its own checkpoints rather than the original's
+    copy = tmp_path / "elsewhere" / "run"
+    shutil.copytree(run_dir, copy)
+    copied = tmp_path / "copied.json"
+    result = run_bco(["run", "--resume", str(copy), "--stop_score", "-1000", "--summary_path", str(copied)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(copied.read_text())
+    assert summary["log_dir"] == str(copy.resolve()) and stable(copied) == stable(again)
+    for key in ("idm_checkpoint", "policy_checkpoint"):
+        assert Path(summary[key]).parent == copy.resolve() / "checkpoints", (key, summary[key])
 
 
 def test_resume_refuses_changed_settings_and_fewer_iterations(tmp_path: Path, cartpole_file: Path) -> None:
